@@ -1,0 +1,645 @@
+//! Settings of a blossom session: the `blossom.*` options settable with SQL `SET`,
+//! their defaults from the environment, and the provider presets they resolve to.
+//!
+//! ```sql
+//! SET blossom.provider = 'ollama';
+//! SET blossom.model = 'llama3.2';
+//! SET blossom.max_concurrency = 8;
+//! SET blossom.on_error = 'null';
+//! SHOW ALL; -- blossom.api_key is always shown redacted
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::{DataFusionError, Result};
+
+/// The name of every option, with its description, in the order `SHOW ALL` lists them.
+const OPTIONS: &[(&str, &str)] = &[
+    (
+        "provider",
+        "Provider preset: 'pollinations' (default), 'openai', 'ollama' or 'custom' (needs blossom.base_url)",
+    ),
+    (
+        "base_url",
+        "OpenAI-compatible base URL, e.g. 'http://localhost:11434/v1'; empty means the preset's",
+    ),
+    (
+        "model",
+        "Model name; empty means the preset's default model",
+    ),
+    (
+        "api_key",
+        "API key sent as a bearer token; write-only, always shown redacted",
+    ),
+    (
+        "temperature",
+        "Sampling temperature sent with each request; empty leaves it to the provider",
+    ),
+    (
+        "max_tokens",
+        "Largest answer, in tokens, asked of the provider; empty leaves it to the provider",
+    ),
+    (
+        "request_timeout",
+        "Seconds before one request is abandoned (and retried)",
+    ),
+    (
+        "max_concurrency",
+        "Requests in flight at once, shared by every AI function of the session; empty means the preset's",
+    ),
+    (
+        "requests_per_minute",
+        "Requests started per minute, shared by every AI function of the session; 0 means no limit; empty means the preset's",
+    ),
+    (
+        "max_retries",
+        "Retries of one request after a 429, a 5xx, a timeout, a connection error or an empty answer",
+    ),
+    (
+        "retry_initial_backoff_ms",
+        "First retry delay in milliseconds; doubles with each retry, with jitter",
+    ),
+    (
+        "retry_max_backoff_ms",
+        "Longest retry delay in milliseconds, unless the provider asks for longer with Retry-After",
+    ),
+    (
+        "on_error",
+        "What a row that still fails after its retries does: 'fail' (the query fails) or 'null' (the row gets NULL)",
+    ),
+];
+
+/// Which family of provider the session talks to; each brings default URL, model and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProviderPreset {
+    /// Pollinations, the service behind the Blossom AI SDK (the default).
+    #[default]
+    Pollinations,
+    /// OpenAI's API.
+    OpenAi,
+    /// A local Ollama server.
+    Ollama,
+    /// Any OpenAI-compatible server given by `blossom.base_url`.
+    Custom,
+}
+
+impl FromStr for ProviderPreset {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pollinations" | "" => Ok(Self::Pollinations),
+            "openai" => Ok(Self::OpenAi),
+            "ollama" => Ok(Self::Ollama),
+            "custom" => Ok(Self::Custom),
+            other => Err(format!(
+                "unknown provider '{other}': expected 'pollinations', 'openai', 'ollama' or 'custom'"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ProviderPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pollinations => "pollinations",
+            Self::OpenAi => "openai",
+            Self::Ollama => "ollama",
+            Self::Custom => "custom",
+        })
+    }
+}
+
+/// What happens to a row whose call still fails after all retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnError {
+    /// The query fails with an error naming the function, the input and the provider's message.
+    #[default]
+    Fail,
+    /// The row's value is NULL and the query goes on.
+    Null,
+}
+
+impl FromStr for OnError {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fail" | "error" => Ok(Self::Fail),
+            "null" => Ok(Self::Null),
+            other => Err(format!("expected 'fail' or 'null', got '{other}'")),
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fail => "fail",
+            Self::Null => "null",
+        })
+    }
+}
+
+/// An API key. It is never displayed: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct ApiKey(Option<String>);
+
+impl ApiKey {
+    /// A key from its secret text; blank text means no key.
+    pub fn new(secret: impl Into<String>) -> Self {
+        let secret = secret.into();
+        if secret.trim().is_empty() {
+            Self(None)
+        } else {
+            Self(Some(secret.trim().to_string()))
+        }
+    }
+
+    /// True when a key is set.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The secret itself, for the `Authorization` header only.
+    pub(crate) fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() { "<redacted>" } else { "" })
+    }
+}
+
+/// The `blossom.*` options of a session, a DataFusion config extension.
+///
+/// Registered by [`crate::BlossomSessionBuilder`]; read and changed with SQL:
+///
+/// ```sql
+/// SET blossom.max_concurrency = 32;
+/// SELECT value FROM information_schema.df_settings WHERE name = 'blossom.max_concurrency';
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlossomOptions {
+    /// `blossom.provider`
+    pub provider: ProviderPreset,
+    /// `blossom.base_url`; `None` means the preset's.
+    pub base_url: Option<String>,
+    /// `blossom.model`; `None` means the preset's.
+    pub model: Option<String>,
+    /// `blossom.api_key` (write-only).
+    pub api_key: ApiKey,
+    /// `blossom.temperature`
+    pub temperature: Option<f64>,
+    /// `blossom.max_tokens`
+    pub max_tokens: Option<u32>,
+    /// `blossom.request_timeout`, in seconds.
+    pub request_timeout_secs: f64,
+    /// `blossom.max_concurrency`; `None` means the preset's.
+    pub max_concurrency: Option<usize>,
+    /// `blossom.requests_per_minute`; `None` means the preset's, `Some(0)` no limit.
+    pub requests_per_minute: Option<u32>,
+    /// `blossom.max_retries`
+    pub max_retries: u32,
+    /// `blossom.retry_initial_backoff_ms`
+    pub retry_initial_backoff_ms: u64,
+    /// `blossom.retry_max_backoff_ms`
+    pub retry_max_backoff_ms: u64,
+    /// `blossom.on_error`
+    pub on_error: OnError,
+}
+
+impl Default for BlossomOptions {
+    fn default() -> Self {
+        Self {
+            provider: ProviderPreset::Pollinations,
+            base_url: None,
+            model: None,
+            api_key: ApiKey::default(),
+            temperature: None,
+            max_tokens: None,
+            request_timeout_secs: 60.0,
+            max_concurrency: None,
+            requests_per_minute: None,
+            max_retries: 5,
+            retry_initial_backoff_ms: 500,
+            retry_max_backoff_ms: 30_000,
+            on_error: OnError::Fail,
+        }
+    }
+}
+
+impl BlossomOptions {
+    /// Defaults overridden by the process environment: `BLOSSOM_PROVIDER`,
+    /// `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`, `BLOSSOM_API_KEY`, then
+    /// `POLLINATIONS_API_KEY` (as the Blossom AI SDK reads it) or `OPENAI_API_KEY`
+    /// for the OpenAI preset.
+    pub fn from_env() -> Result<Self> {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup`.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut options = Self::default();
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        for (env, key) in [
+            ("BLOSSOM_PROVIDER", "provider"),
+            ("BLOSSOM_BASE_URL", "base_url"),
+            ("BLOSSOM_MODEL", "model"),
+        ] {
+            if let Some(value) = var(env) {
+                options
+                    .set_option(key, &value)
+                    .map_err(|e| DataFusionError::Configuration(format!("{env}: {e}")))?;
+            }
+        }
+        let key_var = match options.provider {
+            ProviderPreset::OpenAi => "OPENAI_API_KEY",
+            _ => "POLLINATIONS_API_KEY",
+        };
+        if let Some(key) = var("BLOSSOM_API_KEY").or_else(|| var(key_var)) {
+            options.api_key = ApiKey::new(key);
+        }
+        Ok(options)
+    }
+
+    /// Sets one option by its name without the `blossom.` prefix, as `SET` does.
+    pub fn set_option(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = |why: String| {
+            DataFusionError::Configuration(format!(
+                "invalid value '{value}' for blossom.{key}: {why}"
+            ))
+        };
+        let trimmed = value.trim();
+        match key {
+            "provider" => self.provider = trimmed.parse().map_err(bad)?,
+            "base_url" => self.base_url = parse_base_url(trimmed).map_err(bad)?,
+            "model" => self.model = non_empty(trimmed),
+            "api_key" => self.api_key = ApiKey::new(trimmed),
+            "temperature" => {
+                self.temperature = parse_optional(trimmed, |t: f64| {
+                    (0.0..=2.0)
+                        .contains(&t)
+                        .then_some(t)
+                        .ok_or("must be between 0 and 2")
+                })
+                .map_err(bad)?
+            }
+            "max_tokens" => {
+                self.max_tokens = parse_optional(trimmed, |n: u32| {
+                    (n > 0).then_some(n).ok_or("must be a positive integer")
+                })
+                .map_err(bad)?
+            }
+            "request_timeout" => {
+                self.request_timeout_secs = parse_required(trimmed, |t: f64| {
+                    (t > 0.0 && t <= 86_400.0)
+                        .then_some(t)
+                        .ok_or("must be a number of seconds above 0")
+                })
+                .map_err(bad)?
+            }
+            "max_concurrency" => {
+                self.max_concurrency = parse_optional(trimmed, |n: usize| {
+                    (1..=10_000)
+                        .contains(&n)
+                        .then_some(n)
+                        .ok_or("must be an integer from 1 to 10000")
+                })
+                .map_err(bad)?
+            }
+            "requests_per_minute" => {
+                self.requests_per_minute =
+                    parse_optional(trimmed, |n: u32| Ok::<_, &str>(n)).map_err(bad)?
+            }
+            "max_retries" => {
+                self.max_retries = parse_required(trimmed, |n: u32| {
+                    (n <= 100)
+                        .then_some(n)
+                        .ok_or("must be an integer from 0 to 100")
+                })
+                .map_err(bad)?
+            }
+            "retry_initial_backoff_ms" => {
+                self.retry_initial_backoff_ms =
+                    parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
+            }
+            "retry_max_backoff_ms" => {
+                self.retry_max_backoff_ms =
+                    parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
+            }
+            "on_error" => self.on_error = trimmed.parse().map_err(bad)?,
+            _ => {
+                let known: Vec<String> = OPTIONS
+                    .iter()
+                    .map(|(k, _)| format!("blossom.{k}"))
+                    .collect();
+                return Err(DataFusionError::Configuration(format!(
+                    "unknown setting 'blossom.{key}'; known settings: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of one option as `SHOW` prints it; the API key is redacted.
+    fn value_of(&self, key: &str) -> Option<String> {
+        fn opt<T: ToString>(v: &Option<T>) -> Option<String> {
+            v.as_ref().map(ToString::to_string)
+        }
+        match key {
+            "provider" => Some(self.provider.to_string()),
+            "base_url" => self.base_url.clone(),
+            "model" => self.model.clone(),
+            "api_key" => self.api_key.is_set().then(|| self.api_key.to_string()),
+            "temperature" => opt(&self.temperature),
+            "max_tokens" => opt(&self.max_tokens),
+            "request_timeout" => Some(self.request_timeout_secs.to_string()),
+            "max_concurrency" => opt(&self.max_concurrency),
+            "requests_per_minute" => opt(&self.requests_per_minute),
+            "max_retries" => Some(self.max_retries.to_string()),
+            "retry_initial_backoff_ms" => Some(self.retry_initial_backoff_ms.to_string()),
+            "retry_max_backoff_ms" => Some(self.retry_max_backoff_ms.to_string()),
+            "on_error" => Some(self.on_error.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Resolves the preset and the options into what one request needs.
+    pub fn resolve(&self) -> Result<ProviderSettings> {
+        let keyless_pollinations =
+            self.provider == ProviderPreset::Pollinations && !self.api_key.is_set();
+        let preset = match (self.provider, keyless_pollinations) {
+            (ProviderPreset::Pollinations, false) => Preset {
+                chat_url: "https://gen.pollinations.ai/v1/chat/completions",
+                model: "openai",
+                max_concurrency: 8,
+                requests_per_minute: 0,
+            },
+            // The deprecated keyless endpoint serves about one request at a time per IP,
+            // several seconds apart.
+            (ProviderPreset::Pollinations, true) => Preset {
+                chat_url: "https://text.pollinations.ai/openai",
+                model: "openai",
+                max_concurrency: 1,
+                requests_per_minute: 12,
+            },
+            (ProviderPreset::OpenAi, _) => Preset {
+                chat_url: "https://api.openai.com/v1/chat/completions",
+                model: "gpt-4o-mini",
+                max_concurrency: 16,
+                requests_per_minute: 0,
+            },
+            (ProviderPreset::Ollama, _) => Preset {
+                chat_url: "http://localhost:11434/v1/chat/completions",
+                model: "llama3.2",
+                max_concurrency: 4,
+                requests_per_minute: 0,
+            },
+            (ProviderPreset::Custom, _) => Preset {
+                chat_url: "",
+                model: "default",
+                max_concurrency: 16,
+                requests_per_minute: 0,
+            },
+        };
+        let chat_url = match &self.base_url {
+            Some(base) => chat_url_for(base),
+            None if self.provider == ProviderPreset::Custom => {
+                return Err(DataFusionError::Configuration(
+                    "blossom.provider = 'custom' needs blossom.base_url (or BLOSSOM_BASE_URL)"
+                        .to_string(),
+                ));
+            }
+            None => preset.chat_url.to_string(),
+        };
+        Ok(ProviderSettings {
+            chat_url,
+            model: self
+                .model
+                .clone()
+                .unwrap_or_else(|| preset.model.to_string()),
+            api_key: self.api_key.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
+            max_concurrency: self.max_concurrency.unwrap_or(preset.max_concurrency),
+            requests_per_minute: self
+                .requests_per_minute
+                .unwrap_or(preset.requests_per_minute),
+            max_retries: self.max_retries,
+            retry_initial_backoff: Duration::from_millis(self.retry_initial_backoff_ms),
+            retry_max_backoff: Duration::from_millis(
+                self.retry_max_backoff_ms.max(self.retry_initial_backoff_ms),
+            ),
+            on_error: self.on_error,
+        })
+    }
+}
+
+struct Preset {
+    chat_url: &'static str,
+    model: &'static str,
+    max_concurrency: usize,
+    requests_per_minute: u32,
+}
+
+/// The chat-completions URL for a base URL: `<base>/chat/completions`, unless the base
+/// already names the endpoint (Pollinations' legacy `/openai` endpoint, or a full path).
+fn chat_url_for(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/chat/completions") || base.ends_with("text.pollinations.ai/openai") {
+        base.to_string()
+    } else {
+        format!("{base}/chat/completions")
+    }
+}
+
+fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https".to_string());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("put credentials in blossom.api_key, not in the URL".to_string());
+    }
+    Ok(Some(value.trim_end_matches('/').to_string()))
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+fn parse_required<T: FromStr>(
+    value: &str,
+    check: impl Fn(T) -> std::result::Result<T, &'static str>,
+) -> std::result::Result<T, String> {
+    let parsed = value.parse::<T>().map_err(|_| "not a number".to_string())?;
+    check(parsed).map_err(str::to_string)
+}
+
+fn parse_optional<T: FromStr>(
+    value: &str,
+    check: impl Fn(T) -> std::result::Result<T, &'static str>,
+) -> std::result::Result<Option<T>, String> {
+    if value.is_empty() || value.eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    parse_required(value, check).map(Some)
+}
+
+impl ExtensionOptions for BlossomOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set_option(key, value)
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        OPTIONS
+            .iter()
+            .map(|(key, description)| ConfigEntry {
+                key: format!("{}.{key}", Self::PREFIX),
+                value: self.value_of(key),
+                description,
+            })
+            .collect()
+    }
+}
+
+impl ConfigExtension for BlossomOptions {
+    const PREFIX: &'static str = "blossom";
+}
+
+/// Everything a call needs, resolved from [`BlossomOptions`] and the provider preset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSettings {
+    /// The full chat-completions URL.
+    pub chat_url: String,
+    /// The model asked for.
+    pub model: String,
+    /// The bearer token, if any.
+    pub api_key: ApiKey,
+    /// Sampling temperature, if set.
+    pub temperature: Option<f64>,
+    /// Answer length limit, if set.
+    pub max_tokens: Option<u32>,
+    /// Time limit of one request.
+    pub request_timeout: Duration,
+    /// Requests in flight at once.
+    pub max_concurrency: usize,
+    /// Requests started per minute; 0 means no limit.
+    pub requests_per_minute: u32,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First retry delay.
+    pub retry_initial_backoff: Duration,
+    /// Longest computed retry delay.
+    pub retry_max_backoff: Duration,
+    /// What a failed row does.
+    pub on_error: OnError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_setting_is_named() {
+        let err = BlossomOptions::default()
+            .set_option("max_concurency", "4")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown setting 'blossom.max_concurency'"),
+            "{err}"
+        );
+        assert!(err.contains("blossom.max_concurrency"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let mut o = BlossomOptions::default();
+        for (key, value) in [
+            ("max_concurrency", "0"),
+            ("max_concurrency", "many"),
+            ("on_error", "skip"),
+            ("provider", "acme"),
+            ("temperature", "9"),
+            ("request_timeout", "-1"),
+            ("base_url", "ftp://x"),
+            ("base_url", "http://user:pw@host/v1"),
+        ] {
+            let err = o.set_option(key, value).unwrap_err().to_string();
+            assert!(err.contains(&format!("blossom.{key}")), "{err}");
+        }
+        assert_eq!(o, BlossomOptions::default(), "failed sets change nothing");
+    }
+
+    #[test]
+    fn env_reads_pollinations_key_and_redacts_it() {
+        let o = BlossomOptions::from_env_with(|k| {
+            (k == "POLLINATIONS_API_KEY").then(|| "sk_secret_123".to_string())
+        })
+        .unwrap();
+        assert!(o.api_key.is_set());
+        assert!(!format!("{o:?}").contains("sk_secret_123"));
+        let shown: Vec<_> = o.entries().into_iter().filter_map(|e| e.value).collect();
+        assert!(!shown.iter().any(|v| v.contains("sk_secret_123")));
+        let s = o.resolve().unwrap();
+        assert_eq!(
+            s.chat_url,
+            "https://gen.pollinations.ai/v1/chat/completions"
+        );
+        assert!(!format!("{s:?}").contains("sk_secret_123"));
+    }
+
+    #[test]
+    fn keyless_pollinations_uses_legacy_endpoint_with_conservative_limits() {
+        let s = BlossomOptions::default().resolve().unwrap();
+        assert_eq!(s.chat_url, "https://text.pollinations.ai/openai");
+        assert_eq!(s.max_concurrency, 1);
+        assert_eq!(s.requests_per_minute, 12);
+    }
+
+    #[test]
+    fn base_url_gets_chat_path_and_custom_needs_it() {
+        let mut o = BlossomOptions::default();
+        o.set_option("provider", "custom").unwrap();
+        assert!(o.resolve().unwrap_err().to_string().contains("base_url"));
+        o.set_option("base_url", "http://127.0.0.1:8787/v1/")
+            .unwrap();
+        assert_eq!(
+            o.resolve().unwrap().chat_url,
+            "http://127.0.0.1:8787/v1/chat/completions"
+        );
+        o.set_option("max_concurrency", "").unwrap();
+        assert_eq!(o.resolve().unwrap().max_concurrency, 16);
+    }
+}

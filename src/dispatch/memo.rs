@@ -1,0 +1,126 @@
+//! Single-flight deduplication within one query: identical requests are sent once and
+//! every row that asked gets the same answer (or the same error).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+/// What one deduplicated request resolves to; shared by every row that asked for it.
+pub type SharedResult<T, E> = Result<std::sync::Arc<T>, std::sync::Arc<E>>;
+
+type Pending<T, E> = Shared<BoxFuture<'static, SharedResult<T, E>>>;
+
+/// The answers (and requests in flight) of one query, keyed by the exact request.
+///
+/// Holds at most `capacity` finished entries; the oldest are forgotten first, so a very
+/// large query stays within bounded memory and deduplicates within that window.
+pub struct QueryMemo<T, E> {
+    entries: Mutex<Entries<T, E>>,
+    capacity: usize,
+    hits: AtomicU64,
+}
+
+struct Entries<T, E> {
+    map: HashMap<String, Pending<T, E>>,
+    order: VecDeque<String>,
+}
+
+impl<T, E> std::fmt::Debug for QueryMemo<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryMemo")
+            .field("capacity", &self.capacity)
+            .field("hits", &self.hits.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
+    /// An empty memo keeping at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            capacity: capacity.max(1),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// The result for `key`: from an earlier or in-flight identical request when there
+    /// is one, otherwise from running `call` (once, whoever else asks meanwhile).
+    pub async fn get_or_call<F>(&self, key: String, call: F) -> SharedResult<T, E>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let pending = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(pending) = entries.map.get(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                pending.clone()
+            } else {
+                let pending = call
+                    .map(|r| r.map(std::sync::Arc::new).map_err(std::sync::Arc::new))
+                    .boxed()
+                    .shared();
+                if entries.order.len() >= self.capacity
+                    && let Some(oldest) = entries.order.pop_front()
+                {
+                    entries.map.remove(&oldest);
+                }
+                entries.order.push_back(key.clone());
+                entries.map.insert(key, pending.clone());
+                pending
+            }
+        };
+        pending.await
+    }
+
+    /// How many requests were answered from the memo instead of being sent.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn identical_keys_run_once() {
+        let memo: QueryMemo<String, String> = QueryMemo::new(10);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let calls = (0..20).map(|i| {
+            let runs = Arc::clone(&runs);
+            memo.get_or_call(format!("k{}", i % 2), async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                Ok(format!("v{}", i % 2))
+            })
+        });
+        let results = futures::future::join_all(calls).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(memo.hits(), 18);
+        assert_eq!(results[3].as_ref().unwrap().as_str(), "v1");
+    }
+
+    #[tokio::test]
+    async fn oldest_entries_are_forgotten() {
+        let memo: QueryMemo<u32, ()> = QueryMemo::new(2);
+        for k in ["a", "b", "c"] {
+            memo.get_or_call(k.to_string(), async { Ok(1) })
+                .await
+                .unwrap();
+        }
+        memo.get_or_call("a".to_string(), async { Ok(2) })
+            .await
+            .unwrap();
+        assert_eq!(memo.hits(), 0, "'a' was evicted and asked again");
+    }
+}

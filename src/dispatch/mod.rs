@@ -1,0 +1,110 @@
+//! The call runtime every AI function of a session submits to: a shared cap on
+//! requests in flight, a shared requests-per-minute limit, retries with backoff, and
+//! single-flight deduplication of identical requests within a query. It knows chat
+//! requests, not SQL.
+
+mod error;
+mod limits;
+mod memo;
+mod retry;
+
+use std::sync::{Arc, Mutex};
+
+pub use error::CallError;
+pub use memo::QueryMemo;
+
+use crate::config::ProviderSettings;
+use crate::provider::{ChatAnswer, ChatClient, ChatRequest, ProviderError};
+use limits::Limits;
+use retry::Backoff;
+
+/// The session-wide dispatcher. Cloning the `Arc` shares its limits.
+#[derive(Debug)]
+pub struct Dispatcher {
+    client: ChatClient,
+    limits: Mutex<Option<Arc<Limits>>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher with its own connection pool.
+    pub fn new() -> Result<Self, ProviderError> {
+        Ok(Self {
+            client: ChatClient::new()?,
+            limits: Mutex::new(None),
+        })
+    }
+
+    /// The limits matching `settings`, made anew when the concurrency or rate settings
+    /// changed (requests already in flight finish under the old ones).
+    fn limits_for(&self, settings: &ProviderSettings) -> Arc<Limits> {
+        let mut current = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        match current.as_ref() {
+            Some(limits) if limits.matches(settings) => Arc::clone(limits),
+            _ => {
+                let limits = Arc::new(Limits::new(
+                    settings.max_concurrency,
+                    settings.requests_per_minute,
+                ));
+                *current = Some(Arc::clone(&limits));
+                limits
+            }
+        }
+    }
+
+    /// Sends one request under the session's limits, retrying what is retryable.
+    ///
+    /// Waits as long as the provider's `Retry-After` (or `retryAfterSeconds`) asks and
+    /// makes every other request of the session wait too; otherwise backs off
+    /// exponentially with jitter. 400, 401, 402 and 403 are never retried.
+    pub async fn call(
+        &self,
+        settings: &ProviderSettings,
+        request: &ChatRequest,
+    ) -> Result<ChatAnswer, CallError> {
+        let limits = self.limits_for(settings);
+        let mut backoff = Backoff::new(settings);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = {
+                let _permit = limits.acquire().await;
+                self.client
+                    .complete(
+                        &settings.chat_url,
+                        &settings.api_key,
+                        settings.request_timeout,
+                        request,
+                    )
+                    .await
+            };
+            let error = match result {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            if !error.is_retryable() || attempts > settings.max_retries {
+                tracing::debug!(
+                    url = %settings.chat_url,
+                    attempts,
+                    class = error.class(),
+                    "request failed for good: {error}"
+                );
+                return Err(CallError { attempts, error });
+            }
+            let wait = match error.retry_after() {
+                Some(asked) => {
+                    limits.cool_down(asked);
+                    asked
+                }
+                None => backoff.next_delay(),
+            };
+            tracing::debug!(
+                url = %settings.chat_url,
+                attempt = attempts,
+                class = error.class(),
+                wait_ms = wait.as_millis() as u64,
+                "retrying after: {error}"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `sentiment(text)`: exactly `POSITIVE`, `NEGATIVE` or `NEUTRAL`.
+
+use std::sync::LazyLock;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Documentation;
+
+use super::{AiFunction, DOC_SECTION};
+use crate::provider::ChatMessage;
+
+const INSTRUCTION: &str = "You classify the sentiment of a text. Answer with exactly one \
+word: POSITIVE, NEGATIVE or NEUTRAL.";
+
+const LABELS: [&str; 3] = ["POSITIVE", "NEGATIVE", "NEUTRAL"];
+
+/// `sentiment(text)`: returns `POSITIVE`, `NEGATIVE` or `NEUTRAL`, nothing else.
+///
+/// ```sql
+/// SELECT sentiment(text) AS s, count(*) FROM 'data/reviews.parquet' GROUP BY s;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Sentiment;
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION,
+        "Classifies the sentiment of the text as exactly 'POSITIVE', 'NEGATIVE' or 'NEUTRAL'. Answers are normalized ('Positive.' is POSITIVE); any other answer is an error for that row, never a wrong value. NULL or empty text gives NULL without a request.",
+        "sentiment(text)",
+    )
+    .with_sql_example(
+        "```sql\n> SELECT sentiment('I love it, works great');\n+---------------------------------------------+\n| sentiment(Utf8(\"I love it, works great\"))    |\n+---------------------------------------------+\n| POSITIVE                                    |\n+---------------------------------------------+\n```",
+    )
+    .with_argument("text", "The text to classify.")
+    .build()
+});
+
+impl AiFunction for Sentiment {
+    fn name(&self) -> &'static str {
+        "sentiment"
+    }
+
+    fn arg_names(&self) -> &'static [&'static str] {
+        &["text"]
+    }
+
+    fn documentation(&self) -> &Documentation {
+        &DOC
+    }
+
+    fn messages(&self, args: &[&str]) -> Vec<ChatMessage> {
+        vec![ChatMessage::system(INSTRUCTION), ChatMessage::user(args[0])]
+    }
+
+    fn parse(&self, answer: &str) -> Result<ScalarValue, String> {
+        normalize_label(answer)
+            .map(|label| ScalarValue::Utf8(Some(label.to_string())))
+            .ok_or_else(|| {
+                format!("the answer {answer:?} is not one of POSITIVE, NEGATIVE or NEUTRAL")
+            })
+    }
+}
+
+/// The one label an answer names: its words, upper-cased, must contain exactly one
+/// distinct label ("Positive.", "**NEGATIVE**", "Sentiment: neutral").
+fn normalize_label(answer: &str) -> Option<&'static str> {
+    let upper = answer.to_uppercase();
+    let mut found = upper
+        .split(|c: char| !c.is_alphabetic())
+        .filter_map(|word| LABELS.iter().find(|label| **label == word).copied());
+    let first = found.next()?;
+    found.all(|other| other == first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_answers() {
+        for (answer, label) in [
+            ("POSITIVE", "POSITIVE"),
+            ("Positive.", "POSITIVE"),
+            (" negative\n", "NEGATIVE"),
+            ("**Neutral**", "NEUTRAL"),
+            ("Sentiment: positive", "POSITIVE"),
+            ("POSITIVE, clearly POSITIVE", "POSITIVE"),
+        ] {
+            assert_eq!(normalize_label(answer), Some(label), "{answer}");
+        }
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        for answer in ["", "good", "POSITIVE or NEGATIVE", "positively", "mixed"] {
+            assert_eq!(normalize_label(answer), None, "{answer}");
+            assert!(Sentiment.parse(answer).is_err());
+        }
+    }
+}

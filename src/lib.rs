@@ -1,0 +1,23 @@
+//! blossom-sql: LLM calls as SQL functions over CSV, JSON and Parquet, on Apache Arrow
+//! DataFusion.
+//!
+//! ```sql
+//! SELECT id, sentiment(text) AS s, enhance(text) AS e
+//! FROM 'data/reviews.csv' WHERE lang = 'en';
+//! ```
+//!
+//! Build a session with [`BlossomSessionBuilder`]; the engine deduplicates identical
+//! requests within a query, keeps `blossom.max_concurrency` requests in flight, holds
+//! to `blossom.requests_per_minute` and retries what can be retried.
+
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod functions;
+pub mod planner;
+pub mod provider;
+mod session;
+pub mod sim;
+
+pub use config::{ApiKey, BlossomOptions, OnError, ProviderPreset, ProviderSettings};
+pub use session::BlossomSessionBuilder;

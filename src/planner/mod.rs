@@ -1,0 +1,10 @@
+//! How AI calls run inside a query: a physical optimizer rule that moves every AI call
+//! out of projections and filters into [`AiExec`], the operator that evaluates a batch's
+//! calls concurrently through the session's dispatcher.
+
+mod ai_call;
+mod ai_exec;
+mod rule;
+
+pub use ai_exec::AiExec;
+pub use rule::PlanAiCalls;

@@ -1,0 +1,134 @@
+//! The ways a provider call fails, and which of them are worth retrying.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One failed attempt at a chat request. Messages name the endpoint but never a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderError {
+    /// The provider answered with a non-success HTTP status.
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The provider's message, from its JSON error body or the start of the body.
+        message: String,
+        /// How long the provider asked us to wait, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the request timeout.
+    Timeout {
+        /// The endpoint called.
+        url: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The connection could not be made (refused, DNS, TLS).
+    Connect {
+        /// The endpoint called.
+        url: String,
+        /// What the network layer said.
+        detail: String,
+    },
+    /// The connection broke before a whole answer arrived.
+    Transport {
+        /// The endpoint called.
+        url: String,
+        /// What the network layer said.
+        detail: String,
+    },
+    /// A 200 answer that is not a chat completion we can read.
+    Malformed {
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// A 200 answer whose content is empty.
+    EmptyAnswer,
+}
+
+impl ProviderError {
+    /// Whether another attempt may succeed: 429, 408, 5xx (including Cloudflare's
+    /// 52x), timeouts, connection errors, malformed and empty answers. Never 400, 401,
+    /// 402 or 403.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => matches!(status, 408 | 409 | 425 | 429 | 500..=599),
+            _ => true,
+        }
+    }
+
+    /// The wait the provider asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short, stable name for the class of failure (for logs and metrics).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Status { status: 429, .. } => "rate_limited",
+            Self::Status { status, .. } if *status >= 500 => "server_error",
+            Self::Status { .. } => "client_error",
+            Self::Timeout { .. } => "timeout",
+            Self::Connect { .. } => "connect",
+            Self::Transport { .. } => "transport",
+            Self::Malformed { .. } => "malformed",
+            Self::EmptyAnswer => "empty_answer",
+        }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status {
+                status, message, ..
+            } => {
+                let hint = match status {
+                    401 => " (check the API key: blossom.api_key or BLOSSOM_API_KEY)",
+                    402 => " (the account is out of credit)",
+                    403 => " (the key may not use this model or endpoint)",
+                    _ => "",
+                };
+                write!(f, "provider answered HTTP {status}: {message}{hint}")
+            }
+            Self::Timeout { url, after } => {
+                write!(f, "no answer from {url} within {:.1}s", after.as_secs_f64())
+            }
+            Self::Connect { url, detail } => write!(f, "could not connect to {url}: {detail}"),
+            Self::Transport { url, detail } => {
+                write!(f, "connection to {url} broke: {detail}")
+            }
+            Self::Malformed { detail } => write!(f, "unreadable answer: {detail}"),
+            Self::EmptyAnswer => f.write_str("the provider gave an empty answer"),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> ProviderError {
+        ProviderError::Status {
+            status,
+            message: "m".into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn retryable_classes() {
+        for s in [429, 500, 502, 503, 520, 522, 524] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 402, 403, 404] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        assert!(ProviderError::EmptyAnswer.is_retryable());
+        assert!(status(401).to_string().contains("API key"));
+    }
+}

@@ -1,0 +1,13 @@
+//! The OpenAI-compatible chat-completions client: request and answer types, the HTTP
+//! call, and the classes of errors a provider gives (retryable or not).
+
+mod client;
+mod error;
+mod retry_after;
+mod types;
+
+pub use client::ChatClient;
+pub(crate) use client::truncate_chars;
+pub use error::ProviderError;
+pub use retry_after::parse_retry_after;
+pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage};

@@ -1,0 +1,122 @@
+//! The entry point for Rust programs: [`BlossomSessionBuilder`] returns a DataFusion
+//! `SessionContext` with every AI function registered and the provider configured.
+
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::{ApiKey, BlossomOptions};
+use crate::dispatch::Dispatcher;
+use crate::functions;
+use crate::planner::PlanAiCalls;
+
+/// Builds a `SessionContext` in which AI functions run as SQL.
+///
+/// ```no_run
+/// # async fn run() -> datafusion::common::Result<()> {
+/// use blossom_sql::BlossomSessionBuilder;
+///
+/// let ctx = BlossomSessionBuilder::from_env()?
+///     .with_option("max_concurrency", "16")?
+///     .build()?;
+/// ctx.sql("SELECT id, sentiment(text) AS s FROM 'data/reviews.csv' WHERE lang = 'en'")
+///     .await?
+///     .show()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BlossomSessionBuilder {
+    options: BlossomOptions,
+    config: SessionConfig,
+}
+
+impl Default for BlossomSessionBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlossomSessionBuilder {
+    /// Built-in defaults only (Pollinations, no key); the environment is not read.
+    pub fn new() -> Self {
+        Self {
+            options: BlossomOptions::default(),
+            config: SessionConfig::new(),
+        }
+    }
+
+    /// Defaults overridden by `BLOSSOM_PROVIDER`, `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`,
+    /// `BLOSSOM_API_KEY` and `POLLINATIONS_API_KEY`.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            options: BlossomOptions::from_env()?,
+            config: SessionConfig::new(),
+        })
+    }
+
+    /// Sets a `blossom.*` option by name, without the prefix, exactly as
+    /// `SET blossom.<key> = '<value>'` would.
+    pub fn with_option(mut self, key: &str, value: &str) -> Result<Self> {
+        self.options.set_option(key, value)?;
+        Ok(self)
+    }
+
+    /// Sends requests to an OpenAI-compatible server at `base_url`
+    /// (e.g. `http://localhost:11434/v1`).
+    pub fn with_base_url(self, base_url: &str) -> Result<Self> {
+        self.with_option("base_url", base_url)
+    }
+
+    /// Asks for `model`.
+    pub fn with_model(self, model: &str) -> Result<Self> {
+        self.with_option("model", model)
+    }
+
+    /// Authenticates with `key`.
+    pub fn with_api_key(mut self, key: ApiKey) -> Self {
+        self.options.api_key = key;
+        self
+    }
+
+    /// Starts from these DataFusion settings instead of the defaults.
+    pub fn with_session_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The options the session will start with.
+    pub fn options(&self) -> &BlossomOptions {
+        &self.options
+    }
+
+    /// The session: DataFusion's defaults, `information_schema`, the `blossom.*`
+    /// options, every AI function, and the rule that runs them concurrently.
+    pub fn build(self) -> Result<SessionContext> {
+        let dispatcher = Dispatcher::new().map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let config = self
+            .config
+            .with_information_schema(true)
+            .with_option_extension(self.options);
+        // The AI rule runs first, before DataFusion's rules can push projections
+        // (and the AI calls in them) into file scans.
+        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+            vec![Arc::new(PlanAiCalls::new(Arc::new(dispatcher)))];
+        rules.extend(PhysicalOptimizer::new().rules);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv'.
+        let ctx = SessionContext::new_with_state(state).enable_url_table();
+        for udf in functions::udfs() {
+            ctx.register_udf(udf);
+        }
+        Ok(ctx)
+    }
+}

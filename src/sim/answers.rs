@@ -1,0 +1,343 @@
+//! Deterministic, plausible answers of the simulator: task detection from the system
+//! prompt, the sentiment word lists, and the text hash that varies the answers' surface form.
+//!
+//! Everything here depends only on the request messages, never on randomness or on the
+//! order of requests, so tests can compute the expected answer with [`answer_for`].
+
+use super::protocol::ChatMessage;
+
+/// Words counted as positive by the simulated sentiment classifier (lowercase).
+pub const POSITIVE_WORDS: &[&str] = &[
+    "good",
+    "great",
+    "excellent",
+    "love",
+    "loved",
+    "loves",
+    "amazing",
+    "perfect",
+    "happy",
+    "fast",
+    "recommend",
+    "recommended",
+    "best",
+    "wonderful",
+    "fantastic",
+    "nice",
+    "pleased",
+    "works",
+    "awesome",
+    "superb",
+    "satisfied",
+    "reliable",
+    "helpful",
+    "friendly",
+    "beautiful",
+    "quick",
+    "easy",
+    "brilliant",
+    "outstanding",
+    "delighted",
+    "glad",
+    "impressive",
+    "enjoy",
+    "enjoyed",
+    "smooth",
+];
+
+/// Words counted as negative by the simulated sentiment classifier (lowercase).
+pub const NEGATIVE_WORDS: &[&str] = &[
+    "bad",
+    "terrible",
+    "awful",
+    "hate",
+    "hated",
+    "broken",
+    "slow",
+    "poor",
+    "worst",
+    "disappointed",
+    "disappointing",
+    "refund",
+    "late",
+    "damaged",
+    "useless",
+    "waste",
+    "problem",
+    "problems",
+    "defective",
+    "horrible",
+    "angry",
+    "faulty",
+    "crashed",
+    "crashes",
+    "wrong",
+    "missing",
+    "rude",
+    "unhappy",
+    "failed",
+    "fails",
+    "buggy",
+    "annoying",
+    "complaint",
+    "dirty",
+];
+
+/// Prefix of every generated answer, so nobody mistakes it for a model's output.
+pub const SIM_PREFIX: &str = "[simulated]";
+
+/// How many words of the text the "insight" task keeps.
+pub const INSIGHT_WORDS: usize = 12;
+
+/// How many characters of the text the default task echoes.
+pub const ECHO_CHARS: usize = 80;
+
+/// 64-bit FNV-1a hash of the UTF-8 bytes of `text`; stable across platforms and runs.
+pub fn fnv1a(text: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// Canonical sentiment of `text`: `"POSITIVE"`, `"NEGATIVE"` or `"NEUTRAL"`.
+///
+/// The text is lowercased and split on non-alphanumeric characters; each word found in
+/// [`POSITIVE_WORDS`] or [`NEGATIVE_WORDS`] counts once. A tie (including no hits) is neutral.
+pub fn sentiment_label(text: &str) -> &'static str {
+    let lower = text.to_lowercase();
+    let (mut positive, mut negative) = (0usize, 0usize);
+    for word in lower.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        if POSITIVE_WORDS.contains(&word) {
+            positive += 1;
+        } else if NEGATIVE_WORDS.contains(&word) {
+            negative += 1;
+        }
+    }
+    match positive.cmp(&negative) {
+        std::cmp::Ordering::Greater => "POSITIVE",
+        std::cmp::Ordering::Less => "NEGATIVE",
+        std::cmp::Ordering::Equal => "NEUTRAL",
+    }
+}
+
+/// The sentiment answer for `text`: the label of [`sentiment_label`] in one of three surface
+/// forms chosen by `fnv1a(text) % 3`: `0` → `"POSITIVE"`, `1` → `"Positive"`, `2` → `"positive."`.
+pub fn sentiment_answer(text: &str) -> String {
+    let label = sentiment_label(text);
+    match fnv1a(text) % 3 {
+        0 => label.to_string(),
+        1 => capitalize(&label.to_lowercase()),
+        _ => format!("{}.", label.to_lowercase()),
+    }
+}
+
+/// The "insight" answer: `"[simulated] Key insights: "` + the first 12 whitespace-separated
+/// words of `text` joined by single spaces + `"."`.
+pub fn insight_answer(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(INSIGHT_WORDS).collect();
+    format!("{SIM_PREFIX} Key insights: {}.", words.join(" "))
+}
+
+/// The "enhance" answer: `"[simulated] Enhanced: "` + `text` with whitespace collapsed to
+/// single spaces (and trimmed), its first letter uppercased, and `"."` appended unless it
+/// already ends with `.`, `!`, `?`, `…`, `。`, `！` or `？`.
+pub fn enhance_answer(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut enhanced = capitalize(&collapsed);
+    let ends_with_punctuation = enhanced
+        .chars()
+        .last()
+        .is_some_and(|c| matches!(c, '.' | '!' | '?' | '…' | '。' | '！' | '？'));
+    if !ends_with_punctuation {
+        enhanced.push('.');
+    }
+    format!("{SIM_PREFIX} Enhanced: {enhanced}")
+}
+
+/// The default answer: `"[simulated] Answer to: "` + the first 80 characters (not bytes)
+/// of `text`, unchanged otherwise.
+pub fn echo_answer(text: &str) -> String {
+    let head: String = text.chars().take(ECHO_CHARS).collect();
+    format!("{SIM_PREFIX} Answer to: {head}")
+}
+
+/// The text a request asks about: the content of the last `user` message, or of the last
+/// message of any role when there is no user message, or `""` when there are no messages.
+pub fn request_text(messages: &[ChatMessage]) -> &str {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role.eq_ignore_ascii_case("user"))
+        .or_else(|| messages.last())
+        .map_or("", |m| m.content.as_str())
+}
+
+/// All `system` (and `developer`) message contents joined by spaces, lowercased.
+pub fn system_prompt(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .filter(|m| {
+            m.role.eq_ignore_ascii_case("system") || m.role.eq_ignore_ascii_case("developer")
+        })
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The simulated answer to a chat request.
+///
+/// The task is chosen from the lowercased system prompt, first match wins:
+/// `"sentiment"` → [`sentiment_answer`], `"insight"` → [`insight_answer`],
+/// `"enhance"` → [`enhance_answer`], anything else → [`echo_answer`]; each is applied
+/// to [`request_text`].
+pub fn answer_for(messages: &[ChatMessage]) -> String {
+    let text = request_text(messages);
+    let system = system_prompt(messages);
+    if system.contains("sentiment") {
+        sentiment_answer(text)
+    } else if system.contains("insight") {
+        insight_answer(text)
+    } else if system.contains("enhance") {
+        enhance_answer(text)
+    } else {
+        echo_answer(text)
+    }
+}
+
+/// Uppercases the first character (Unicode-aware; may become several characters).
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(system: Option<&str>, user: &str) -> Vec<ChatMessage> {
+        let mut v = Vec::new();
+        if let Some(s) = system {
+            v.push(ChatMessage::system(s));
+        }
+        v.push(ChatMessage::user(user));
+        v
+    }
+
+    #[test]
+    fn sentiment_counts_words() {
+        assert_eq!(sentiment_label("Great product, works perfect!"), "POSITIVE");
+        assert_eq!(
+            sentiment_label("Arrived late and DAMAGED; I want a refund."),
+            "NEGATIVE"
+        );
+        assert_eq!(sentiment_label("good but slow"), "NEUTRAL");
+        assert_eq!(sentiment_label(""), "NEUTRAL");
+        assert_eq!(sentiment_label("the box is blue"), "NEUTRAL");
+        // Word boundaries: "goodness" is not "good".
+        assert_eq!(sentiment_label("goodness"), "NEUTRAL");
+    }
+
+    #[test]
+    fn word_lists_are_lowercase_and_disjoint() {
+        for w in POSITIVE_WORDS {
+            assert_eq!(*w, w.to_lowercase());
+            assert!(!NEGATIVE_WORDS.contains(w), "{w} in both lists");
+        }
+        for w in NEGATIVE_WORDS {
+            assert_eq!(*w, w.to_lowercase());
+        }
+        assert!(POSITIVE_WORDS.len() >= 30 && NEGATIVE_WORDS.len() >= 30);
+    }
+
+    #[test]
+    fn sentiment_surface_forms_follow_hash() {
+        let mut seen = [false; 3];
+        for i in 0..60 {
+            let text = format!("great service number {i}");
+            let answer = sentiment_answer(&text);
+            let form = (fnv1a(&text) % 3) as usize;
+            seen[form] = true;
+            let expected = ["POSITIVE", "Positive", "positive."][form];
+            assert_eq!(answer, expected);
+            assert_eq!(
+                answer_for(&msgs(Some("Classify the SENTIMENT"), &text)),
+                answer
+            );
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
+    fn fnv1a_known_values() {
+        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn insight_keeps_twelve_words() {
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen";
+        assert_eq!(
+            answer_for(&msgs(Some("Extract insights"), text)),
+            "[simulated] Key insights: one two three four five six seven eight nine ten eleven twelve."
+        );
+        assert_eq!(insight_answer("  a   b "), "[simulated] Key insights: a b.");
+    }
+
+    #[test]
+    fn enhance_cleans_text() {
+        assert_eq!(
+            answer_for(&msgs(
+                Some("Please ENHANCE this"),
+                "  hello   world \n again "
+            )),
+            "[simulated] Enhanced: Hello world again."
+        );
+        assert_eq!(enhance_answer("done!"), "[simulated] Enhanced: Done!");
+        assert_eq!(enhance_answer("ßtraße"), "[simulated] Enhanced: SStraße.");
+        assert_eq!(enhance_answer("été。"), "[simulated] Enhanced: Été。");
+        assert_eq!(enhance_answer(""), "[simulated] Enhanced: .");
+    }
+
+    #[test]
+    fn default_echo_truncates_on_chars() {
+        let text = "é".repeat(100);
+        let answer = answer_for(&msgs(None, &text));
+        assert_eq!(answer, format!("[simulated] Answer to: {}", "é".repeat(80)));
+        let emoji = "🌸".repeat(81);
+        assert_eq!(
+            echo_answer(&emoji).chars().count(),
+            "[simulated] Answer to: ".chars().count() + 80
+        );
+        assert_eq!(
+            answer_for(&msgs(Some("be brief"), "hi")),
+            "[simulated] Answer to: hi"
+        );
+        assert_eq!(answer_for(&[]), "[simulated] Answer to: ");
+    }
+
+    #[test]
+    fn uses_last_user_message_and_priority() {
+        let messages = vec![
+            ChatMessage::system("insight and sentiment"),
+            ChatMessage::user("terrible"),
+            ChatMessage::assistant("ok"),
+            ChatMessage::user("wonderful, love it"),
+        ];
+        assert_eq!(request_text(&messages), "wonderful, love it");
+        assert_eq!(
+            answer_for(&messages),
+            sentiment_answer("wonderful, love it")
+        );
+        assert_eq!(sentiment_label(request_text(&messages)), "POSITIVE");
+        let no_user = vec![ChatMessage::system("x"), ChatMessage::assistant("tail")];
+        assert_eq!(request_text(&no_user), "tail");
+    }
+}

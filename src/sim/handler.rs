@@ -1,0 +1,279 @@
+//! HTTP request handling of the simulator: routing, and the chat-completions pipeline
+//! (auth → concurrency limit → rate limit → request parsing → fault → latency → answer).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::answers::answer_for;
+use super::config::SimConfig;
+use super::faults::FaultKind;
+use super::limiter::{ceil_secs, retry_after_secs};
+use super::protocol::{
+    ChatRequest, completion_body, error_body, estimate_tokens, models_body, prompt_tokens,
+    truncate_json,
+};
+use super::state::SharedState;
+
+/// The response body type of the simulator.
+pub type Body = Full<Bytes>;
+
+/// Largest accepted request body.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Returned by the service to make hyper close the connection without a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DroppedConnection;
+
+impl std::fmt::Display for DroppedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by simulated fault")
+    }
+}
+
+impl std::error::Error for DroppedConnection {}
+
+/// Routes one HTTP request.
+pub async fn handle(
+    state: Arc<SharedState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DroppedConnection> {
+    let path = req.uri().path();
+    let path = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    match (req.method(), path) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions" | "/openai") => {
+            chat(&state, req).await
+        }
+        (&Method::GET, "/v1/models" | "/models") => Ok(models(&state, req.headers())),
+        (&Method::GET, "/sim/stats") => Ok(match serde_json::to_string(&state.stats.snapshot()) {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(e) => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot serialize stats: {e}"),
+                "server_error",
+            ),
+        }),
+        (&Method::POST, "/sim/reset") => {
+            state.stats.reset();
+            Ok(value_response(StatusCode::OK, &json!({"ok": true})))
+        }
+        (method, _) => Ok(error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no route for {method} {}", req.uri().path()),
+            "not_found",
+        )),
+    }
+}
+
+/// `GET /v1/models`.
+fn models(state: &SharedState, headers: &HeaderMap) -> Response<Body> {
+    let config = state.config();
+    if !authorized(&config, headers) {
+        state.stats.unauthorized();
+        return unauthorized();
+    }
+    value_response(StatusCode::OK, &models_body(&config.model))
+}
+
+/// `POST /v1/chat/completions`.
+async fn chat(
+    state: &SharedState,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DroppedConnection> {
+    let _in_flight = state.stats.enter();
+    let config = state.config();
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Ok(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {MAX_BODY_BYTES} bytes"),
+                "invalid_request_error",
+            ));
+        }
+        Err(e) => {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read request body: {e}"),
+                "invalid_request_error",
+            ));
+        }
+    };
+
+    if !authorized(&config, &parts.headers) {
+        state.stats.unauthorized();
+        return Ok(unauthorized());
+    }
+    let Some(_slot) = state.try_admit(config.max_concurrent) else {
+        state.stats.busy_rejected();
+        let mut response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many concurrent requests (simulated server busy)",
+            "server_busy",
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(1u64));
+        return Ok(response);
+    };
+    if let Err(wait) = state.check_rate() {
+        state.stats.rate_limited();
+        let secs = retry_after_secs(wait);
+        let body = json!({
+            "error": {"message": "rate limit exceeded (simulated)", "type": "rate_limit"},
+            "retryAfterSeconds": secs,
+        });
+        let mut response = value_response(StatusCode::TOO_MANY_REQUESTS, &body);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(response);
+    }
+    let request: ChatRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid chat request: {e}"),
+                "invalid_request_error",
+            ));
+        }
+    };
+
+    let plan = state.plan();
+    if let Some(kind) = plan.fault {
+        state.stats.fault(kind);
+        tracing::debug!(fault = kind.as_str(), "injecting simulated fault");
+    }
+    let answer = |content: &str, completion_tokens: u64| {
+        completion_body(
+            state.next_id(),
+            unix_now(),
+            &config.model,
+            content,
+            prompt_tokens(&request.messages),
+            completion_tokens,
+        )
+    };
+    match plan.fault {
+        Some(FaultKind::DropConnection) => Err(DroppedConnection),
+        Some(FaultKind::ServerError) => Ok(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error (simulated fault)",
+            "server_error",
+        )),
+        Some(FaultKind::RateLimited) => Ok(injected_rate_limit(&config)),
+        Some(FaultKind::PaymentRequired) => Ok(value_response(
+            StatusCode::PAYMENT_REQUIRED,
+            &json!({"error": {"message": "insufficient credit"}}),
+        )),
+        Some(FaultKind::Hang) => {
+            sleep(config.faults.hang_for).await;
+            let content = answer_for(&request.messages);
+            let body = answer(&content, estimate_tokens(&content));
+            Ok(value_response(StatusCode::OK, &body))
+        }
+        Some(FaultKind::MalformedJson) => {
+            sleep(plan.delay).await;
+            let content = answer_for(&request.messages);
+            let body = answer(&content, estimate_tokens(&content)).to_string();
+            Ok(json_response(StatusCode::OK, truncate_json(&body)))
+        }
+        Some(FaultKind::EmptyContent) => {
+            sleep(plan.delay).await;
+            Ok(value_response(StatusCode::OK, &answer("", 0)))
+        }
+        None => {
+            sleep(plan.delay).await;
+            let content = answer_for(&request.messages);
+            let prompt = prompt_tokens(&request.messages);
+            let completion = estimate_tokens(&content);
+            state.stats.answered(prompt, completion);
+            Ok(value_response(
+                StatusCode::OK,
+                &answer(&content, completion),
+            ))
+        }
+    }
+}
+
+/// An injected `429`, with `Retry-After` in the header and/or body as configured.
+fn injected_rate_limit(config: &SimConfig) -> Response<Body> {
+    let faults = &config.faults;
+    let mut body = error_body("rate limited (simulated fault)", "rate_limit");
+    if faults.retry_after_in_body
+        && let Value::Object(map) = &mut body
+    {
+        map.insert(
+            "retryAfterSeconds".to_string(),
+            json!(faults.retry_after.as_secs_f64()),
+        );
+    }
+    let mut response = value_response(StatusCode::TOO_MANY_REQUESTS, &body);
+    if faults.retry_after_in_header {
+        response.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from(ceil_secs(faults.retry_after)),
+        );
+    }
+    response
+}
+
+/// True when no key is configured or the request carries `Authorization: Bearer <key>`.
+fn authorized(config: &SimConfig, headers: &HeaderMap) -> bool {
+    let Some(key) = config.api_key.as_deref() else {
+        return true;
+    };
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && token.trim() == key)
+}
+
+fn unauthorized() -> Response<Body> {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid API key",
+        "authentication_error",
+    )
+}
+
+async fn sleep(duration: Duration) {
+    if !duration.is_zero() {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn error_response(status: StatusCode, message: &str, kind: &str) -> Response<Body> {
+    value_response(status, &error_body(message, kind))
+}
+
+fn value_response(status: StatusCode, body: &Value) -> Response<Body> {
+    json_response(status, body.to_string())
+}
+
+fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

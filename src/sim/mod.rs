@@ -1,0 +1,37 @@
+//! An OpenAI-compatible chat-completions simulator: a real HTTP server on localhost with
+//! deterministic answers, configurable latency, concurrency and rate limits, and injected
+//! faults, so tests and benchmarks need no internet and no real model.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use blossom_sql::sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::default()).await?;
+//! println!("point the client at {}", sim.base_url());
+//! # Ok(()) }
+//! ```
+//!
+//! Endpoints: `POST /v1/chat/completions` (also `/chat/completions` and `/openai`),
+//! `GET /v1/models`, `GET /sim/stats`, `POST /sim/reset`.
+
+mod answers;
+mod config;
+mod faults;
+mod handler;
+mod limiter;
+mod protocol;
+mod server;
+mod state;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use answers::{
+    NEGATIVE_WORDS, POSITIVE_WORDS, answer_for, echo_answer, enhance_answer, fnv1a, insight_answer,
+    request_text, sentiment_answer, sentiment_label, system_prompt,
+};
+pub use config::{FaultConfig, SimConfig, validate_rate};
+pub use faults::FaultKind;
+pub use protocol::{ChatMessage, ChatRequest, estimate_tokens, prompt_tokens};
+pub use server::Simulator;
+pub use stats::SimStats;
