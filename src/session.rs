@@ -12,7 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::functions;
-use crate::planner::PlanAiCalls;
+use crate::planner::{LiftAiCalls, PlanAiCalls};
 
 /// Builds a `SessionContext` in which AI functions run as SQL.
 ///
@@ -111,6 +111,7 @@ impl BlossomSessionBuilder {
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rules(rules)
+            .with_query_planner(Arc::new(LiftAiCalls))
             .build();
         // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv'.
         let ctx = SessionContext::new_with_state(state).enable_url_table();

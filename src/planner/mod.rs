@@ -4,7 +4,9 @@
 
 mod ai_call;
 mod ai_exec;
+mod lift;
 mod rule;
 
 pub use ai_exec::AiExec;
+pub use lift::{LiftAiCalls, lift};
 pub use rule::PlanAiCalls;
