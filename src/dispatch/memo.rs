@@ -52,16 +52,17 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
     }
 
     /// The result for `key`: from an earlier or in-flight identical request when there
-    /// is one, otherwise from running `call` (once, whoever else asks meanwhile).
-    pub async fn get_or_call<F>(&self, key: String, call: F) -> SharedResult<T, E>
+    /// is one, otherwise from running `call` (once, whoever else asks meanwhile). The
+    /// flag says whether the result was shared rather than run here.
+    pub async fn get_or_call<F>(&self, key: String, call: F) -> (SharedResult<T, E>, bool)
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let pending = {
+        let (pending, shared) = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(pending) = entries.map.get(&key) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                pending.clone()
+                (pending.clone(), true)
             } else {
                 let pending = call
                     .map(|r| r.map(std::sync::Arc::new).map_err(std::sync::Arc::new))
@@ -74,10 +75,10 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
                 }
                 entries.order.push_back(key.clone());
                 entries.map.insert(key, pending.clone());
-                pending
+                (pending, false)
             }
         };
-        pending.await
+        (pending.await, shared)
     }
 
     /// How many requests were answered from the memo instead of being sent.
@@ -107,7 +108,8 @@ mod tests {
         let results = futures::future::join_all(calls).await;
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(memo.hits(), 18);
-        assert_eq!(results[3].as_ref().unwrap().as_str(), "v1");
+        assert_eq!(results[3].0.as_ref().unwrap().as_str(), "v1");
+        assert_eq!(results.iter().filter(|(_, shared)| *shared).count(), 18);
     }
 
     #[tokio::test]
@@ -116,10 +118,12 @@ mod tests {
         for k in ["a", "b", "c"] {
             memo.get_or_call(k.to_string(), async { Ok(1) })
                 .await
+                .0
                 .unwrap();
         }
         memo.get_or_call("a".to_string(), async { Ok(2) })
             .await
+            .0
             .unwrap();
         assert_eq!(memo.hits(), 0, "'a' was evicted and asked again");
     }

@@ -18,6 +18,15 @@ use crate::provider::{ChatAnswer, ChatClient, ChatRequest, ProviderError};
 use limits::Limits;
 use retry::Backoff;
 
+/// A request answered, and the attempts it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    /// The provider's answer.
+    pub answer: ChatAnswer,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
 /// The session-wide dispatcher. Cloning the `Arc` shares its limits.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -60,7 +69,7 @@ impl Dispatcher {
         &self,
         settings: &ProviderSettings,
         request: &ChatRequest,
-    ) -> Result<ChatAnswer, CallError> {
+    ) -> Result<Answered, CallError> {
         let limits = self.limits_for(settings);
         let mut backoff = Backoff::new(settings);
         let mut attempts = 0;
@@ -78,7 +87,7 @@ impl Dispatcher {
                     .await
             };
             let error = match result {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return Ok(Answered { answer, attempts }),
                 Err(error) => error,
             };
             if !error.is_retryable() || attempts > settings.max_retries {

@@ -1,10 +1,11 @@
 //! One AI call in a plan ([`AiCall`]) and its evaluation over a record batch: prompts
-//! per row, one deduplicated request per distinct prompt, answers parsed into an array.
+//! per row (only for rows whose CASE branch or AND/OR operand needs the value), one
+//! deduplicated request per distinct prompt, answers parsed into an array.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray, new_empty_array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, new_empty_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -12,6 +13,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue, internal_datafusi
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
 
+use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CallError, Dispatcher, QueryMemo};
 use crate::functions::{AiFunction, AiUdf};
@@ -23,6 +25,45 @@ pub(crate) type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
 /// How much of a row's input an error message shows.
 const INPUT_EXCERPT_CHARS: usize = 60;
 
+/// What a condition must be for a guarded call to be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Truth {
+    /// TRUE (a CASE branch taken).
+    True,
+    /// FALSE or NULL (an earlier CASE branch not taken; the left side of OR).
+    NotTrue,
+    /// TRUE or NULL (the left side of AND).
+    NotFalse,
+}
+
+/// A condition under which a call's value is used: rows where it does not hold get
+/// NULL without a request, and the expression reading the column never looks at them.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    pub expr: Arc<dyn PhysicalExpr>,
+    pub truth: Truth,
+}
+
+impl Guard {
+    fn holds(&self, value: Option<bool>) -> bool {
+        match self.truth {
+            Truth::True => value == Some(true),
+            Truth::NotTrue => value != Some(true),
+            Truth::NotFalse => value != Some(false),
+        }
+    }
+}
+
+impl fmt::Display for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.truth {
+            Truth::True => write!(f, "{}", self.expr),
+            Truth::NotTrue => write!(f, "({}) IS NOT TRUE", self.expr),
+            Truth::NotFalse => write!(f, "({}) IS NOT FALSE", self.expr),
+        }
+    }
+}
+
 /// An AI function call found in a plan, evaluated by [`crate::planner::AiExec`] into a
 /// new column.
 #[derive(Debug, Clone)]
@@ -31,6 +72,8 @@ pub(crate) struct AiCall {
     pub name: String,
     /// The call as it appeared in the plan (used to rewrite references to it).
     pub expr: Arc<dyn PhysicalExpr>,
+    /// Conditions that must all hold for a row to be asked about.
+    pub guards: Vec<Guard>,
     function: Arc<dyn AiFunction>,
     args: Vec<Arc<dyn PhysicalExpr>>,
     pub field: FieldRef,
@@ -51,6 +94,7 @@ impl AiCall {
     pub(crate) fn try_new(
         name: String,
         expr: &Arc<dyn PhysicalExpr>,
+        guards: Vec<Guard>,
         input_schema: &Schema,
     ) -> Result<Option<Self>> {
         let Some(function) = Self::function_of(expr) else {
@@ -68,18 +112,39 @@ impl AiCall {
         Ok(Some(Self {
             name,
             expr: Arc::clone(expr),
+            guards,
             function: Arc::clone(function),
             args: call.args().to_vec(),
             field: Arc::new(field),
         }))
     }
 
-    /// One request per row: `None` where an argument is NULL or the first one is blank.
+    /// Which rows the guards let through.
+    fn selected_rows(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
+        let mut selected = vec![true; batch.num_rows()];
+        for guard in &self.guards {
+            let values = guard.expr.evaluate(batch)?.into_array(batch.num_rows())?;
+            let values = cast(&values, &DataType::Boolean)?;
+            let values = values
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| internal_datafusion_err!("guard is not boolean"))?;
+            for (row, keep) in selected.iter_mut().enumerate() {
+                *keep = *keep && guard.holds(values.is_valid(row).then(|| values.value(row)));
+            }
+        }
+        Ok(selected)
+    }
+
+    /// One request per row: `None` where a guard does not hold, an argument is NULL or
+    /// the first one is blank.
     fn requests(
         &self,
         batch: &RecordBatch,
         settings: &ProviderSettings,
+        metrics: &AiMetrics,
     ) -> Result<Vec<Option<Row>>> {
+        let selected = self.selected_rows(batch)?;
         let columns = self
             .args
             .iter()
@@ -94,6 +159,10 @@ impl AiCall {
             .collect::<Result<Vec<StringArray>>>()?;
         let rows = (0..batch.num_rows())
             .map(|row| {
+                if !selected[row] {
+                    metrics.skipped.add(1);
+                    return None;
+                }
                 if columns.iter().any(|c| c.is_null(row)) {
                     return None;
                 }
@@ -125,7 +194,8 @@ impl AiCall {
         batch: &RecordBatch,
         runtime: &CallRuntime,
     ) -> Result<ArrayRef> {
-        let rows = self.requests(batch, &runtime.settings)?;
+        let rows = self.requests(batch, &runtime.settings, &runtime.metrics)?;
+        runtime.metrics.rows.add(rows.iter().flatten().count());
         let answers = join_all(rows.iter().map(|row| async move {
             match row {
                 Some(row) => Some(runtime.answer(&row.request).await),
@@ -145,6 +215,9 @@ impl AiCall {
                     Ok(answer) => self.function.parse(&answer.content),
                     Err(error) => Err(error.to_string()),
                 };
+                if outcome.is_err() {
+                    runtime.metrics.failures.add(1);
+                }
                 match outcome {
                     Ok(value) => Ok(value),
                     Err(why) => {
@@ -175,7 +248,12 @@ impl AiCall {
 
 impl fmt::Display for AiCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} AS {}", self.expr, self.name)
+        write!(f, "{} AS {}", self.expr, self.name)?;
+        for (i, guard) in self.guards.iter().enumerate() {
+            f.write_str(if i == 0 { " WHEN " } else { " AND " })?;
+            write!(f, "{guard}")?;
+        }
+        Ok(())
     }
 }
 
@@ -202,13 +280,14 @@ impl fmt::Display for RowFailure<'_> {
     }
 }
 
-/// What the calls of one query execution share: the dispatcher, the query's answers and
-/// the settings in force when it started.
+/// What the calls of one partition share: the dispatcher, the query's answers, the
+/// settings in force when it started, and the operator's metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct CallRuntime {
     pub dispatcher: Arc<Dispatcher>,
     pub memo: Arc<AnswerMemo>,
     pub settings: Arc<ProviderSettings>,
+    pub metrics: AiMetrics,
 }
 
 impl CallRuntime {
@@ -230,12 +309,24 @@ impl CallRuntime {
         };
         let dispatcher = Arc::clone(&self.dispatcher);
         let settings = Arc::clone(&self.settings);
+        let metrics = self.metrics.clone();
         let request = request.clone();
-        self.memo
-            .get_or_call(
-                key,
-                async move { dispatcher.call(&settings, &request).await },
-            )
-            .await
+        let (result, shared) = self
+            .memo
+            .get_or_call(key, async move {
+                let result = dispatcher.call(&settings, &request).await;
+                let attempts = match &result {
+                    Ok(answered) => answered.attempts,
+                    Err(error) => error.attempts,
+                };
+                metrics.requests.add(attempts as usize);
+                metrics.retries.add(attempts.saturating_sub(1) as usize);
+                result.map(|answered| answered.answer)
+            })
+            .await;
+        if shared {
+            self.metrics.dedup_hits.add(1);
+        }
+        result
     }
 }

@@ -3,31 +3,37 @@
 //! requests in flight), and keeps several batches in flight while preserving their order.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::{Fields, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::equivalence::ProjectionMapping;
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput,
+};
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
     PlanProperties, ReplaceChildrenOptions,
 };
-use futures::StreamExt;
-use futures::future::try_join_all;
+use futures::future::{BoxFuture, try_join_all};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, Stream, StreamExt};
 
 use super::ai_call::{AiCall, AnswerMemo, CallRuntime};
+use super::metrics::AiMetrics;
 use crate::config::BlossomOptions;
 use crate::dispatch::Dispatcher;
 
-/// Input batches of one partition evaluated at the same time (output order is kept).
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Rows of one partition whose answers may be pending at once, at least; the limit is
+/// 16 × `blossom.max_concurrency` when that is larger.
+const MIN_ROWS_IN_FLIGHT: usize = 1024;
 
 /// Evaluates AI calls over its input, appending one column per call.
 ///
@@ -134,6 +140,12 @@ impl ExecutionPlan for AiExec {
         vec![true]
     }
 
+    fn supports_limit_pushdown(&self) -> bool {
+        // One output row per input row: a LIMIT above can be pushed below, so that only
+        // the rows kept are asked about.
+        true
+    }
+
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -188,45 +200,104 @@ impl ExecutionPlan for AiExec {
             .get::<BlossomOptions>()
             .cloned()
             .unwrap_or_default();
+        let settings = Arc::new(options.resolve()?);
+        let rows_in_flight_limit = (settings.max_concurrency * 16).max(MIN_ROWS_IN_FLIGHT);
         let runtime = CallRuntime {
             dispatcher: Arc::clone(&self.dispatcher),
             memo: Arc::clone(&self.memo),
-            settings: Arc::new(options.resolve()?),
+            settings,
+            metrics: AiMetrics::new(&self.metrics, partition),
         };
         let input = self.input.execute(partition, context)?;
-        let calls = Arc::new(self.calls.clone());
-        let schema = self.schema();
-        let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let output_schema = Arc::clone(&schema);
-        let stream = input
-            .map(move |batch| {
-                let calls = Arc::clone(&calls);
-                let runtime = runtime.clone();
-                let schema = Arc::clone(&schema);
-                async move {
-                    let batch = batch?;
-                    let columns =
-                        try_join_all(calls.iter().map(|call| call.evaluate(&batch, &runtime)))
-                            .await?;
-                    let mut arrays = batch.columns().to_vec();
-                    arrays.extend(columns);
-                    Ok(RecordBatch::try_new(schema, arrays)?)
-                }
-            })
-            .buffered(BATCHES_IN_FLIGHT)
-            .map(move |batch: Result<RecordBatch>| {
-                if let Ok(batch) = &batch {
-                    baseline.record_output(batch.num_rows());
-                }
-                batch
-            });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            output_schema,
-            stream,
-        )))
+        Ok(Box::pin(PipelinedStream {
+            schema: self.schema(),
+            input: Some(input),
+            calls: Arc::new(self.calls.clone()),
+            runtime,
+            in_flight: FuturesOrdered::new(),
+            rows_in_flight: 0,
+            rows_in_flight_limit,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+        }))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+/// The output of one partition. It takes input batches as soon as they arrive, while
+/// fewer than `rows_in_flight_limit` rows wait for answers, evaluates them all at once
+/// (the dispatcher caps requests in flight), and emits them in input order as each is
+/// complete: a trickling input is neither held back nor serialized.
+struct PipelinedStream {
+    schema: SchemaRef,
+    input: Option<SendableRecordBatchStream>,
+    calls: Arc<Vec<AiCall>>,
+    runtime: CallRuntime,
+    in_flight: FuturesOrdered<BoxFuture<'static, (usize, Result<RecordBatch>)>>,
+    rows_in_flight: usize,
+    rows_in_flight_limit: usize,
+    baseline: BaselineMetrics,
+}
+
+impl PipelinedStream {
+    /// The future evaluating every call of `batch` and appending the columns.
+    fn evaluate(&self, batch: RecordBatch) -> BoxFuture<'static, (usize, Result<RecordBatch>)> {
+        let calls = Arc::clone(&self.calls);
+        let runtime = self.runtime.clone();
+        let schema = Arc::clone(&self.schema);
+        let rows = batch.num_rows();
+        async move {
+            let timer = runtime.metrics.provider_wait.timer();
+            let result = try_join_all(calls.iter().map(|call| call.evaluate(&batch, &runtime)))
+                .await
+                .and_then(|columns| {
+                    let mut arrays = batch.columns().to_vec();
+                    arrays.extend(columns);
+                    Ok(RecordBatch::try_new(schema, arrays)?)
+                });
+            timer.done();
+            (rows, result)
+        }
+        .boxed()
+    }
+}
+
+impl Stream for PipelinedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Take what the input has ready, within the limit (always at least one batch).
+        while self.in_flight.is_empty() || self.rows_in_flight < self.rows_in_flight_limit {
+            let Some(input) = self.input.as_mut() else {
+                break;
+            };
+            match input.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    self.rows_in_flight += batch.num_rows();
+                    let future = self.evaluate(batch);
+                    self.in_flight.push_back(future);
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => self.input = None,
+                Poll::Pending => break,
+            }
+        }
+        match self.in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some((rows, result))) => {
+                self.rows_in_flight -= rows;
+                let result = result.record_output(&self.baseline);
+                Poll::Ready(Some(result))
+            }
+            Poll::Ready(None) if self.input.is_none() => Poll::Ready(None),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl RecordBatchStream for PipelinedStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
     }
 }

@@ -5,6 +5,7 @@
 mod ai_call;
 mod ai_exec;
 mod lift;
+mod metrics;
 mod rule;
 
 pub use ai_exec::AiExec;

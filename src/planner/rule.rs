@@ -5,18 +5,20 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, plan_err};
+use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, Column, binary};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
-use super::ai_call::{AiCall, AnswerMemo};
+use super::ai_call::{AiCall, AnswerMemo, Guard, Truth};
 use super::ai_exec::AiExec;
 use crate::dispatch::Dispatcher;
 
@@ -61,6 +63,9 @@ impl PhysicalOptimizerRule for PlanAiCalls {
 }
 
 type Exprs = Vec<Arc<dyn PhysicalExpr>>;
+
+/// An AI call and the guards under which its value is needed.
+type GuardedCall = (Arc<dyn PhysicalExpr>, Vec<Guard>);
 
 struct Planner<'a> {
     dispatcher: &'a Arc<Dispatcher>,
@@ -134,23 +139,29 @@ impl Planner<'_> {
     }
 
     /// Evaluates the AI calls of `exprs` in [`AiExec`] layers over `input`, innermost
-    /// first, and rewrites `exprs` to read their result columns.
+    /// first, and rewrites `exprs` to read their result columns. A call in a CASE branch
+    /// or on the right of AND/OR is guarded: only rows that need it are asked about.
     fn extract(
         &self,
         mut input: Arc<dyn ExecutionPlan>,
-        mut exprs: Vec<Arc<dyn PhysicalExpr>>,
+        mut exprs: Exprs,
     ) -> Result<(Arc<dyn ExecutionPlan>, Exprs)> {
         loop {
-            let innermost = innermost_ai_calls(&exprs);
-            if innermost.is_empty() {
+            let schema = input.schema();
+            let ready = ready_ai_calls(&exprs, &schema)?;
+            if ready.is_empty() {
+                if let Some(function) = exprs.iter().find_map(first_ai_call) {
+                    return plan_err!(
+                        "{function}() could not be planned: its arguments or conditions depend on each other"
+                    );
+                }
                 return Ok((input, exprs));
             }
-            let schema = input.schema();
             let first_column = schema.fields().len();
-            let mut calls = Vec::with_capacity(innermost.len());
-            for (i, expr) in innermost.iter().enumerate() {
+            let mut calls = Vec::with_capacity(ready.len());
+            for (i, (expr, guards)) in ready.into_iter().enumerate() {
                 let name = format!("__blossom_ai_{}", first_column + i);
-                if let Some(call) = AiCall::try_new(name, expr, &schema)? {
+                if let Some(call) = AiCall::try_new(name, &expr, guards, &schema)? {
                     calls.push(call);
                 }
             }
@@ -200,19 +211,105 @@ fn first_ai_call(expr: &Arc<dyn PhysicalExpr>) -> Option<&'static str> {
     found
 }
 
-/// The distinct AI calls in `exprs` whose arguments hold no AI call.
-fn innermost_ai_calls(exprs: &[Arc<dyn PhysicalExpr>]) -> Vec<Arc<dyn PhysicalExpr>> {
-    let mut found: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+/// The distinct AI calls of `exprs` that can be evaluated now (no AI call in their
+/// arguments or in their guards), each with the guards under which it is needed. A
+/// call needed under different guards is evaluated for every row.
+fn ready_ai_calls(
+    exprs: &[Arc<dyn PhysicalExpr>],
+    schema: &Schema,
+) -> Result<Vec<GuardedCall>> {
+    let mut found: Vec<GuardedCall> = Vec::new();
     for expr in exprs {
-        let _ = expr.apply(|e| {
-            if AiCall::function_of(e).is_some()
-                && !e.children().iter().any(|child| contains_ai_call(child))
-                && !found.iter().any(|f| f.as_ref() == e.as_ref())
-            {
-                found.push(Arc::clone(e));
+        let mut calls = Vec::new();
+        guarded_calls(expr, &[], schema, &mut calls)?;
+        for (call, guards) in calls {
+            let ready = !call.children().iter().any(|child| contains_ai_call(child))
+                && !guards.iter().any(|g| contains_ai_call(&g.expr));
+            if !ready {
+                continue;
             }
-            Ok(TreeNodeRecursion::Continue)
-        });
+            match found.iter_mut().find(|(f, _)| f.as_ref() == call.as_ref()) {
+                Some((_, existing)) => {
+                    if !same_guards(existing, &guards) {
+                        existing.clear();
+                    }
+                }
+                None => found.push((call, guards)),
+            }
+        }
     }
-    found
+    Ok(found)
+}
+
+fn same_guards(a: &[Guard], b: &[Guard]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.truth == y.truth && x.expr.as_ref() == y.expr.as_ref())
+}
+
+/// Every AI call in `expr` with the conditions under which its value is used.
+fn guarded_calls(
+    expr: &Arc<dyn PhysicalExpr>,
+    guards: &[Guard],
+    schema: &Schema,
+    out: &mut Vec<GuardedCall>,
+) -> Result<()> {
+    let with = |extra: Guard| {
+        let mut all = guards.to_vec();
+        all.push(extra);
+        all
+    };
+    if AiCall::function_of(expr).is_some() {
+        out.push((Arc::clone(expr), guards.to_vec()));
+    } else if let Some(case) = expr.downcast_ref::<CaseExpr>() {
+        if let Some(base) = case.expr() {
+            guarded_calls(base, guards, schema, out)?;
+        }
+        let mut not_taken = guards.to_vec();
+        for (when, then) in case.when_then_expr() {
+            guarded_calls(when, &not_taken, schema, out)?;
+            let condition = match case.expr() {
+                Some(base) => binary(Arc::clone(base), Operator::Eq, Arc::clone(when), schema)?,
+                None => Arc::clone(when),
+            };
+            let mut taken = not_taken.clone();
+            taken.push(Guard {
+                expr: Arc::clone(&condition),
+                truth: Truth::True,
+            });
+            guarded_calls(then, &taken, schema, out)?;
+            not_taken.push(Guard {
+                expr: condition,
+                truth: Truth::NotTrue,
+            });
+        }
+        if let Some(otherwise) = case.else_expr() {
+            guarded_calls(otherwise, &not_taken, schema, out)?;
+        }
+        return Ok(());
+    } else if let Some(binary_expr) = expr.downcast_ref::<BinaryExpr>()
+        && matches!(binary_expr.op(), Operator::And | Operator::Or)
+    {
+        let left = binary_expr.left();
+        guarded_calls(left, guards, schema, out)?;
+        let truth = if *binary_expr.op() == Operator::And {
+            Truth::NotFalse
+        } else {
+            Truth::NotTrue
+        };
+        return guarded_calls(
+            binary_expr.right(),
+            &with(Guard {
+                expr: Arc::clone(left),
+                truth,
+            }),
+            schema,
+            out,
+        );
+    }
+    for child in expr.children() {
+        guarded_calls(child, guards, schema, out)?;
+    }
+    Ok(())
 }
