@@ -214,10 +214,7 @@ fn first_ai_call(expr: &Arc<dyn PhysicalExpr>) -> Option<&'static str> {
 /// The distinct AI calls of `exprs` that can be evaluated now (no AI call in their
 /// arguments or in their guards), each with the guards under which it is needed. A
 /// call needed under different guards is evaluated for every row.
-fn ready_ai_calls(
-    exprs: &[Arc<dyn PhysicalExpr>],
-    schema: &Schema,
-) -> Result<Vec<GuardedCall>> {
+fn ready_ai_calls(exprs: &[Arc<dyn PhysicalExpr>], schema: &Schema) -> Result<Vec<GuardedCall>> {
     let mut found: Vec<GuardedCall> = Vec::new();
     for expr in exprs {
         let mut calls = Vec::new();

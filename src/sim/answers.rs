@@ -6,7 +6,8 @@
 
 use super::protocol::ChatMessage;
 
-/// Words counted as positive by the simulated sentiment classifier (lowercase).
+/// Words counted as positive by the simulated sentiment classifier (lowercase; English,
+/// plus German, French and Spanish words the bundled sample data uses).
 pub const POSITIVE_WORDS: &[&str] = &[
     "good",
     "great",
@@ -43,6 +44,37 @@ pub const POSITIVE_WORDS: &[&str] = &[
     "enjoy",
     "enjoyed",
     "smooth",
+    // German, French and Spanish, for the bundled sample data.
+    "toll",
+    "tolles",
+    "super",
+    "perfekt",
+    "liebe",
+    "hervorragende",
+    "begeistert",
+    "zufrieden",
+    "schnell",
+    "kaufempfehlung",
+    "bestens",
+    "gutes",
+    "recommande",
+    "ravi",
+    "adore",
+    "parfait",
+    "superbe",
+    "génial",
+    "irréprochable",
+    "rapide",
+    "excelente",
+    "encanta",
+    "recomiendo",
+    "rapidísimo",
+    "perfecto",
+    "genial",
+    "increíble",
+    "rápido",
+    "feliz",
+    "recomendable",
 ];
 
 /// Words counted as negative by the simulated sentiment classifier (lowercase).
@@ -81,6 +113,34 @@ pub const NEGATIVE_WORDS: &[&str] = &[
     "annoying",
     "complaint",
     "dirty",
+    // German, French and Spanish, for the bundled sample data.
+    "kaputt",
+    "schreckliche",
+    "enttäuscht",
+    "schlechteste",
+    "beschädigt",
+    "defekt",
+    "spät",
+    "cassé",
+    "déçu",
+    "pire",
+    "endommagé",
+    "décevant",
+    "remboursement",
+    "retard",
+    "éviter",
+    "abîmé",
+    "nul",
+    "roto",
+    "rota",
+    "decepcionado",
+    "pésima",
+    "peor",
+    "dañado",
+    "decepción",
+    "reembolso",
+    "tarde",
+    "fatal",
 ];
 
 /// Prefix of every generated answer, so nobody mistakes it for a model's output.
