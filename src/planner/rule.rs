@@ -23,7 +23,7 @@ use super::ai_exec::AiExec;
 use crate::dispatch::Dispatcher;
 
 /// Finished answers a query remembers for deduplication (older ones are forgotten).
-const QUERY_MEMO_CAPACITY: usize = 1_000_000;
+const QUERY_MEMO_CAPACITY: usize = 200_000;
 
 /// Moves AI calls into [`AiExec`] operators. One instance per session; each query gets
 /// its own answer memo, so identical requests within a query are sent once.
