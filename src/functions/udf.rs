@@ -77,8 +77,8 @@ impl ScalarUDFImpl for AiUdf {
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         exec_err!(
-            "{}() cannot run in this part of the query (only in SELECT lists and WHERE \
-             clauses for now); compute it in a SELECT list first and use the column",
+            "{}() cannot run in this part of the query (for example inside VALUES): \
+             compute it in a SELECT list and use the resulting column",
             self.function.name()
         )
     }
