@@ -380,8 +380,11 @@ impl BlossomOptions {
 
     /// Resolves the preset and the options into what one request needs.
     pub fn resolve(&self) -> Result<ProviderSettings> {
-        let keyless_pollinations =
-            self.provider == ProviderPreset::Pollinations && !self.api_key.is_set();
+        // The keyless endpoint's conservative limits apply only to that endpoint, not
+        // to a server named with blossom.base_url.
+        let keyless_pollinations = self.provider == ProviderPreset::Pollinations
+            && !self.api_key.is_set()
+            && self.base_url.is_none();
         let preset = match (self.provider, keyless_pollinations) {
             (ProviderPreset::Pollinations, false) => Preset {
                 chat_url: "https://gen.pollinations.ai/v1/chat/completions",
@@ -626,6 +629,15 @@ mod tests {
         assert_eq!(s.chat_url, "https://text.pollinations.ai/openai");
         assert_eq!(s.max_concurrency, 1);
         assert_eq!(s.requests_per_minute, 12);
+    }
+
+    #[test]
+    fn a_base_url_is_not_held_to_the_keyless_endpoint_limits() {
+        let mut o = BlossomOptions::default();
+        o.set_option("base_url", "http://127.0.0.1:8787/v1").unwrap();
+        let s = o.resolve().unwrap();
+        assert_eq!(s.max_concurrency, 8);
+        assert_eq!(s.requests_per_minute, 0);
     }
 
     #[test]
