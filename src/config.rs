@@ -634,7 +634,8 @@ mod tests {
     #[test]
     fn a_base_url_is_not_held_to_the_keyless_endpoint_limits() {
         let mut o = BlossomOptions::default();
-        o.set_option("base_url", "http://127.0.0.1:8787/v1").unwrap();
+        o.set_option("base_url", "http://127.0.0.1:8787/v1")
+            .unwrap();
         let s = o.resolve().unwrap();
         assert_eq!(s.max_concurrency, 8);
         assert_eq!(s.requests_per_minute, 0);

@@ -18,6 +18,7 @@ pub mod planner;
 pub mod provider;
 mod session;
 pub mod sim;
+pub mod stats;
 
 pub use config::{ApiKey, BlossomOptions, OnError, ProviderPreset, ProviderSettings};
 pub use session::BlossomSessionBuilder;

@@ -13,6 +13,7 @@ use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
+use crate::stats::SessionStats;
 
 /// Builds a `SessionContext` in which AI functions run as SQL.
 ///
@@ -97,11 +98,14 @@ impl BlossomSessionBuilder {
     /// The session: DataFusion's defaults, `information_schema`, the `blossom.*`
     /// options, every AI function, and the rule that runs them concurrently.
     pub fn build(self) -> Result<SessionContext> {
-        let dispatcher = Dispatcher::new().map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let stats = Arc::new(SessionStats::default());
+        let dispatcher = Dispatcher::new(Arc::clone(&stats))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let config = self
             .config
             .with_information_schema(true)
-            .with_option_extension(self.options);
+            .with_option_extension(self.options)
+            .with_extension(stats);
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =

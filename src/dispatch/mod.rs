@@ -15,6 +15,7 @@ pub use memo::QueryMemo;
 
 use crate::config::ProviderSettings;
 use crate::provider::{ChatAnswer, ChatClient, ChatRequest, ProviderError};
+use crate::stats::SessionStats;
 use limits::Limits;
 use retry::Backoff;
 
@@ -32,15 +33,22 @@ pub struct Answered {
 pub struct Dispatcher {
     client: ChatClient,
     limits: Mutex<Option<Arc<Limits>>>,
+    stats: Arc<SessionStats>,
 }
 
 impl Dispatcher {
-    /// A dispatcher with its own connection pool.
-    pub fn new() -> Result<Self, ProviderError> {
+    /// A dispatcher with its own connection pool, counting its work in `stats`.
+    pub fn new(stats: Arc<SessionStats>) -> Result<Self, ProviderError> {
         Ok(Self {
             client: ChatClient::new()?,
             limits: Mutex::new(None),
+            stats,
         })
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> &Arc<SessionStats> {
+        &self.stats
     }
 
     /// The limits matching `settings`, made anew when the concurrency or rate settings
@@ -77,14 +85,24 @@ impl Dispatcher {
             attempts += 1;
             let result = {
                 let _permit = limits.acquire().await;
-                self.client
+                self.stats.request_started(attempts > 1);
+                let result = self
+                    .client
                     .complete(
                         &settings.chat_url,
                         &settings.api_key,
                         settings.request_timeout,
                         request,
                     )
-                    .await
+                    .await;
+                let usage = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.usage)
+                    .unwrap_or_default();
+                self.stats
+                    .request_finished(usage.prompt_tokens, usage.completion_tokens);
+                result
             };
             let error = match result {
                 Ok(answer) => return Ok(Answered { answer, attempts }),

@@ -195,7 +195,10 @@ impl AiCall {
         runtime: &CallRuntime,
     ) -> Result<ArrayRef> {
         let rows = self.requests(batch, &runtime.settings, &runtime.metrics)?;
-        runtime.metrics.rows.add(rows.iter().flatten().count());
+        let asked = rows.iter().flatten().count();
+        runtime.metrics.rows.add(asked);
+        let stats = runtime.dispatcher.stats();
+        stats.rows_started(asked as u64);
         let answers = join_all(rows.iter().map(|row| async move {
             match row {
                 Some(row) => Some(runtime.answer(&row.request).await),
@@ -204,41 +207,38 @@ impl AiCall {
         }))
         .await;
         let null = ScalarValue::try_from(self.field.data_type())?;
-        let values = rows
-            .iter()
-            .zip(answers)
-            .map(|(row, answer)| {
-                let (Some(row), Some(answer)) = (row, answer) else {
-                    return Ok(null.clone());
-                };
-                let outcome = match answer {
-                    Ok(answer) => self.function.parse(&answer.content),
-                    Err(error) => Err(error.to_string()),
-                };
-                if outcome.is_err() {
-                    runtime.metrics.failures.add(1);
-                }
-                match outcome {
-                    Ok(value) => Ok(value),
-                    Err(why) => {
-                        let failure = RowFailure {
-                            function: self.function.name(),
-                            input: &row.input,
-                            why: &why,
-                        };
-                        match runtime.settings.on_error {
-                            OnError::Fail => Err(DataFusionError::Execution(failure.to_string())),
-                            OnError::Null => {
-                                tracing::warn!(
-                                    "{failure}; the row gets NULL (blossom.on_error = 'null')"
-                                );
-                                Ok(null.clone())
-                            }
-                        }
+        let mut values = Vec::with_capacity(rows.len());
+        let mut failed = 0;
+        for (row, answer) in rows.iter().zip(answers) {
+            let (Some(row), Some(answer)) = (row, answer) else {
+                values.push(null.clone());
+                continue;
+            };
+            let outcome = match answer {
+                Ok(answer) => self.function.parse(&answer.content),
+                Err(error) => Err(error.to_string()),
+            };
+            match outcome {
+                Ok(value) => values.push(value),
+                Err(why) => {
+                    failed += 1;
+                    let failure = RowFailure {
+                        function: self.function.name(),
+                        input: &row.input,
+                        why: &why,
+                    };
+                    if runtime.settings.on_error == OnError::Fail {
+                        stats.rows_finished(asked as u64, failed);
+                        runtime.metrics.failures.add(failed as usize);
+                        return Err(DataFusionError::Execution(failure.to_string()));
                     }
+                    tracing::warn!("{failure}; the row gets NULL (blossom.on_error = 'null')");
+                    values.push(null.clone());
                 }
-            })
-            .collect::<Result<Vec<ScalarValue>>>()?;
+            }
+        }
+        stats.rows_finished(asked as u64, failed);
+        runtime.metrics.failures.add(failed as usize);
         if values.is_empty() {
             return Ok(new_empty_array(self.field.data_type()));
         }
@@ -326,6 +326,7 @@ impl CallRuntime {
             .await;
         if shared {
             self.metrics.dedup_hits.add(1);
+            self.dispatcher.stats().dedup_hit();
         }
         result
     }

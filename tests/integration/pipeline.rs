@@ -54,9 +54,12 @@ async fn partitions_share_one_concurrency_cap() {
     let texts = unique_texts(300);
     register_one_row_batches(&ctx, &texts, 4);
 
-    let values = column(&ctx, "SELECT count(s) FROM (SELECT sentiment(text) AS s FROM t)")
-        .await
-        .unwrap();
+    let values = column(
+        &ctx,
+        "SELECT count(s) FROM (SELECT sentiment(text) AS s FROM t)",
+    )
+    .await
+    .unwrap();
 
     assert_eq!(values, vec![Some("300".to_string())]);
     assert_eq!(sim.stats().peak_in_flight, 8, "{:?}", sim.stats());
@@ -79,7 +82,12 @@ async fn explain_shows_the_operator_and_analyze_its_metrics() {
         .await
         .unwrap();
     let explain = pretty_format_batches(&explain).unwrap().to_string();
-    assert!(explain.contains("BlossomAiExec: calls=[enhance(text@0) AS __blossom_ai_1 WHEN text@0 LIKE %great%]"), "{explain}");
+    assert!(
+        explain.contains(
+            "BlossomAiExec: calls=[enhance(text@0) AS __blossom_ai_1 WHEN text@0 LIKE %great%]"
+        ),
+        "{explain}"
+    );
 
     let analyze = ctx
         .sql("EXPLAIN ANALYZE SELECT sentiment(text) FROM t")
@@ -89,7 +97,14 @@ async fn explain_shows_the_operator_and_analyze_its_metrics() {
         .await
         .unwrap();
     let analyze = pretty_format_batches(&analyze).unwrap().to_string();
-    for metric in ["ai_rows=50", "requests=40", "dedup_hits=10", "retries=0", "failed_rows=0", "provider_wait="] {
+    for metric in [
+        "ai_rows=50",
+        "requests=40",
+        "dedup_hits=10",
+        "retries=0",
+        "failed_rows=0",
+        "provider_wait=",
+    ] {
         assert!(analyze.contains(metric), "{metric} missing: {analyze}");
     }
 }

@@ -1,0 +1,127 @@
+//! Live counters of a session's AI work, shared by the dispatcher and the AI operator,
+//! for progress bars, per-statement summaries and run reports.
+//!
+//! ```no_run
+//! # async fn f(ctx: datafusion::prelude::SessionContext) -> datafusion::common::Result<()> {
+//! let stats = blossom_sql::stats::session_stats(&ctx).expect("a blossom session");
+//! let before = stats.snapshot();
+//! ctx.sql("SELECT sentiment(text) FROM 'data/reviews.csv'").await?.collect().await?;
+//! println!("{:?}", stats.snapshot().since(&before));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+/// Counters of everything AI functions did in a session, since it started.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    rows: AtomicU64,
+    rows_done: AtomicU64,
+    failed_rows: AtomicU64,
+    dedup_hits: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    in_flight: AtomicU64,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    /// Rows that needed an answer (NULL, blank and short-circuited rows excluded).
+    pub rows: u64,
+    /// Of those, rows answered or failed so far.
+    pub rows_done: u64,
+    /// Rows whose call failed for good.
+    pub failed_rows: u64,
+    /// Rows answered by an identical request of the same query.
+    pub dedup_hits: u64,
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Requests that were retries.
+    pub retries: u64,
+    /// Requests waiting for an answer right now.
+    pub in_flight: u64,
+    /// Prompt tokens the provider reported.
+    pub prompt_tokens: u64,
+    /// Answer tokens the provider reported.
+    pub completion_tokens: u64,
+}
+
+impl StatsSnapshot {
+    /// What happened between `before` and this snapshot (`in_flight` is this one's).
+    pub fn since(&self, before: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            rows: self.rows.saturating_sub(before.rows),
+            rows_done: self.rows_done.saturating_sub(before.rows_done),
+            failed_rows: self.failed_rows.saturating_sub(before.failed_rows),
+            dedup_hits: self.dedup_hits.saturating_sub(before.dedup_hits),
+            requests: self.requests.saturating_sub(before.requests),
+            retries: self.retries.saturating_sub(before.retries),
+            in_flight: self.in_flight,
+            prompt_tokens: self.prompt_tokens.saturating_sub(before.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_sub(before.completion_tokens),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl SessionStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            rows: get(&self.rows),
+            rows_done: get(&self.rows_done),
+            failed_rows: get(&self.failed_rows),
+            dedup_hits: get(&self.dedup_hits),
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            in_flight: get(&self.in_flight),
+            prompt_tokens: get(&self.prompt_tokens),
+            completion_tokens: get(&self.completion_tokens),
+        }
+    }
+
+    pub(crate) fn rows_started(&self, n: u64) {
+        add(&self.rows, n);
+    }
+
+    pub(crate) fn rows_finished(&self, done: u64, failed: u64) {
+        add(&self.rows_done, done);
+        add(&self.failed_rows, failed);
+    }
+
+    pub(crate) fn dedup_hit(&self) {
+        add(&self.dedup_hits, 1);
+    }
+
+    pub(crate) fn request_started(&self, retry: bool) {
+        add(&self.requests, 1);
+        add(&self.in_flight, 1);
+        if retry {
+            add(&self.retries, 1);
+        }
+    }
+
+    pub(crate) fn request_finished(&self, prompt_tokens: u64, completion_tokens: u64) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        add(&self.prompt_tokens, prompt_tokens);
+        add(&self.completion_tokens, completion_tokens);
+    }
+}
+
+/// The counters of a session made by [`crate::BlossomSessionBuilder`].
+pub fn session_stats(ctx: &SessionContext) -> Option<Arc<SessionStats>> {
+    ctx.state().config().get_extension::<SessionStats>()
+}
