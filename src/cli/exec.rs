@@ -1,42 +1,99 @@
-//! Running `blossom`: building the session from the environment and flags, starting the
-//! simulator when asked, and executing SQL text statement by statement.
+//! Running `blossom`: the session from the environment and flags (with the simulator
+//! when asked), then the subcommand, the SQL of -c/-f/stdin, or the interactive shell,
+//! statement by statement with progress, summaries, limits and the run report.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
+use futures::StreamExt;
 
-use super::args::{Args, OutputFormat};
+use super::args::{Args, Command, PrintOptions, ProviderArgs};
+use super::error::CliError;
 use super::print::print_stream;
+use super::progress::{StatementProgress, summary};
+use super::report::{RunReport, StatementReport, unix_seconds};
+use super::{convert, repl};
 use crate::BlossomSessionBuilder;
 use crate::sim::{SimConfig, Simulator};
+use crate::stats::StatsSnapshot;
 
-/// Runs `blossom` with parsed arguments, printing results to stdout and notices to
-/// stderr. Returns the error of the first statement that fails.
-pub async fn run(args: Args) -> Result<()> {
-    let mut builder = BlossomSessionBuilder::from_env()?;
-    for (key, value) in args.options() {
-        builder = builder.with_option(key, value).map_err(|e| {
-            DataFusionError::Configuration(format!("--{}: {e}", key.replace('_', "-")))
+/// Runs `blossom` with parsed arguments: results on stdout, progress and notices on
+/// stderr, the report (if asked) written whatever happens.
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let options = args.print_options();
+    let (ctx, _simulator) = session(&args.provider, options.quiet).await?;
+    let mut run = Run::new(args.report.clone(), args.max_failed_rows);
+    let result = match &args.command {
+        Some(Command::Convert(convert)) => convert::run(&ctx, convert, &options, &mut run).await,
+        None => run_scripts(&ctx, &args, &options, &mut run).await,
+    };
+    run.finish(result)
+}
+
+async fn run_scripts(
+    ctx: &SessionContext,
+    args: &Args,
+    options: &PrintOptions,
+    run: &mut Run,
+) -> Result<(), CliError> {
+    let mut scripts: Vec<String> = args.commands.clone();
+    for file in &args.files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            CliError::query(format!("cannot read SQL file {}: {e}", file.display()))
         })?;
+        scripts.push(text);
     }
-    // Kept alive until the statements have run.
-    let _simulator = if args.simulate {
+    if scripts.is_empty() {
+        let mut stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            return repl::run(ctx, options, run).await;
+        }
+        let mut text = String::new();
+        stdin
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::query(format!("cannot read SQL from stdin: {e}")))?;
+        scripts.push(text);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for script in &scripts {
+        run_sql(ctx, script, options, &mut out, run).await?;
+    }
+    out.flush()
+        .map_err(|e| CliError::query(format!("cannot write to stdout: {e}")))
+}
+
+/// The session the flags ask for, and the simulator it talks to with `--simulate`
+/// (keep it alive as long as the session).
+pub async fn session(
+    provider: &ProviderArgs,
+    quiet: bool,
+) -> Result<(SessionContext, Option<Simulator>), CliError> {
+    let mut builder = BlossomSessionBuilder::from_env()?;
+    for (key, value) in provider.options() {
+        builder = builder
+            .with_option(key, value)
+            .map_err(|e| CliError::usage(format!("--{}: {e}", key.replace('_', "-"))))?;
+    }
+    let simulator = if provider.simulate {
         let config = SimConfig {
-            latency: std::time::Duration::from_millis(args.sim_latency_ms),
+            latency: std::time::Duration::from_millis(provider.sim_latency_ms),
             ..SimConfig::default()
         };
         let sim = Simulator::start(config)
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            .map_err(|e| CliError::query(format!("cannot start the simulator: {e}")))?;
         builder = builder
             .with_option("provider", "custom")?
             .with_option("base_url", &sim.base_url())?
             .with_option("model", "blossom-sim")?
             .with_option("api_key", "")?;
-        if !args.quiet {
+        if !quiet {
             eprintln!(
                 "blossom: --simulate: answers come from the bundled simulator at {}, \
                  not from a language model",
@@ -47,65 +104,162 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         None
     };
-    let ctx = builder.build()?;
-
-    let mut scripts: Vec<String> = args.commands.clone();
-    for file in &args.files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            DataFusionError::Execution(format!("cannot read SQL file {}: {e}", file.display()))
-        })?;
-        scripts.push(text);
-    }
-    if scripts.is_empty() {
-        let mut stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            return Err(DataFusionError::Plan(
-                "nothing to run: give SQL with -c, a file with -f, or pipe SQL on stdin"
-                    .to_string(),
-            ));
-        }
-        let mut text = String::new();
-        stdin
-            .read_to_string(&mut text)
-            .map_err(|e| DataFusionError::Execution(format!("cannot read SQL from stdin: {e}")))?;
-        scripts.push(text);
-    }
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for script in &scripts {
-        run_sql(&ctx, script, args.format, &mut out).await?;
-    }
-    out.flush()
-        .map_err(|e| DataFusionError::External(Box::new(e)))
+    Ok((builder.build()?, simulator))
 }
 
-/// Runs every statement of `sql` in order on `ctx`, printing each result to `out`.
+/// Runs every statement of `sql` in order on `ctx`, printing each result to `out`,
+/// showing progress and a summary on stderr (unless quiet), and recording each in
+/// `run`. Stops at the first failing statement.
 ///
 /// ```no_run
-/// # async fn f(ctx: datafusion::prelude::SessionContext) -> datafusion::common::Result<()> {
-/// use blossom_sql::cli::{OutputFormat, run_sql};
+/// # async fn f(ctx: datafusion::prelude::SessionContext) -> Result<(), blossom_sql::cli::CliError> {
+/// use blossom_sql::cli::{MaxRows, OutputFormat, PrintOptions, Run, run_sql};
+/// let options = PrintOptions { format: OutputFormat::Csv, maxrows: MaxRows::Unlimited, quiet: true };
+/// let mut run = Run::new(None, None);
 /// let sql = "SET blossom.max_concurrency = 8; SELECT sentiment('great!') AS s;";
-/// run_sql(&ctx, sql, OutputFormat::Csv, &mut std::io::stdout()).await?;
+/// run_sql(&ctx, sql, &options, &mut std::io::stdout(), &mut run).await?;
 /// # Ok(()) }
 /// ```
 pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
-    format: OutputFormat,
+    options: &PrintOptions,
     out: &mut dyn Write,
-) -> Result<()> {
+    run: &mut Run,
+) -> Result<(), CliError> {
     let state = ctx.state();
     let configured = state.config().options().sql_parser.dialect;
-    let dialect = dialect_from_str(configured).ok_or_else(|| {
-        DataFusionError::Configuration(format!("unsupported SQL dialect: {configured}"))
-    })?;
+    let dialect = dialect_from_str(configured)
+        .ok_or_else(|| CliError::usage(format!("unsupported SQL dialect: {configured}")))?;
     let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?;
     for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let stream = frame.execute_stream().await?;
-        print_stream(stream, format, out).await?;
+        let text = statement.to_string();
+        let progress = StatementProgress::start(ctx, !options.quiet);
+        let result = execute(ctx, statement, options, out).await;
+        let (ai, elapsed) = progress.finish();
+        if !options.quiet
+            && let Some(line) = summary(&ai, elapsed)
+        {
+            eprintln!("blossom: {line}");
+        }
+        run.record(text, elapsed, ai, &result);
+        result.map_err(CliError::query)?;
+        run.check_limits()?;
     }
     Ok(())
+}
+
+async fn execute(
+    ctx: &SessionContext,
+    statement: datafusion::sql::parser::Statement,
+    options: &PrintOptions,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    let frame = ctx.execute_logical_plan(plan).await?;
+    let stream = frame.execute_stream().await?;
+    let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&rows);
+    let schema = stream.schema();
+    let stream = stream.map(move |batch| {
+        if let Ok(batch) = &batch {
+            counted.fetch_add(
+                batch.num_rows() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        batch
+    });
+    let stream =
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream));
+    print_stream(stream, options, out).await?;
+    Ok(rows.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The state of one `blossom` run: the statements so far, for the report and limits.
+#[derive(Debug)]
+pub struct Run {
+    report_path: Option<PathBuf>,
+    max_failed_rows: Option<u64>,
+    started: SystemTime,
+    clock: Instant,
+    statements: Vec<StatementReport>,
+}
+
+impl Run {
+    /// A run writing its report to `report_path` (if any) and failing with exit code 3
+    /// past `max_failed_rows` failed rows.
+    pub fn new(report_path: Option<PathBuf>, max_failed_rows: Option<u64>) -> Self {
+        Self {
+            report_path,
+            max_failed_rows,
+            started: SystemTime::now(),
+            clock: Instant::now(),
+            statements: Vec::new(),
+        }
+    }
+
+    /// Records one statement's outcome.
+    pub fn record(
+        &mut self,
+        sql: String,
+        elapsed: std::time::Duration,
+        ai: StatsSnapshot,
+        result: &Result<u64>,
+    ) {
+        self.statements.push(StatementReport {
+            index: self.statements.len() + 1,
+            sql,
+            status: if result.is_ok() { "ok" } else { "failed" },
+            elapsed_ms: elapsed.as_millis() as u64,
+            rows: *result.as_ref().unwrap_or(&0),
+            ai,
+            error: result.as_ref().err().map(DataFusionError::to_string),
+        });
+    }
+
+    /// Everything the run's AI calls did so far.
+    pub fn ai_totals(&self) -> StatsSnapshot {
+        self.statements
+            .iter()
+            .fold(StatsSnapshot::default(), |mut total, s| {
+                total.rows += s.ai.rows;
+                total.rows_done += s.ai.rows_done;
+                total.failed_rows += s.ai.failed_rows;
+                total.dedup_hits += s.ai.dedup_hits;
+                total.requests += s.ai.requests;
+                total.retries += s.ai.retries;
+                total.prompt_tokens += s.ai.prompt_tokens;
+                total.completion_tokens += s.ai.completion_tokens;
+                total
+            })
+    }
+
+    /// Fails when the run has more failed rows than allowed.
+    pub fn check_limits(&self) -> Result<(), CliError> {
+        let failed = self.ai_totals().failed_rows;
+        match self.max_failed_rows {
+            Some(max) if failed > max => Err(CliError::limit(format!(
+                "{failed} rows failed, more than --max-failed-rows {max}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the run: writes the report (if asked) and returns the run's outcome.
+    pub fn finish(self, result: Result<(), CliError>) -> Result<(), CliError> {
+        if let Some(path) = &self.report_path {
+            let report = RunReport {
+                status: if result.is_ok() { "ok" } else { "failed" },
+                exit_code: result.as_ref().err().map_or(0, |e| e.code),
+                started_at_unix: unix_seconds(self.started),
+                elapsed_ms: self.clock.elapsed().as_millis() as u64,
+                ai: self.ai_totals(),
+                statements: self.statements.clone(),
+                error: result.as_ref().err().map(|e| e.message.clone()),
+            };
+            report.write(path)?;
+        }
+        result
+    }
 }

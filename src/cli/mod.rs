@@ -1,10 +1,20 @@
 //! The `blossom` command line, as a library (the binary is a thin `main`): arguments,
-//! running SQL text statement by statement, and printing results.
+//! running SQL statement by statement with progress and a run report, the interactive
+//! shell, file conversions, and printing results.
 
 mod args;
+mod convert;
+mod error;
 mod exec;
 mod print;
+mod progress;
+mod repl;
+mod report;
 
-pub use args::{Args, OutputFormat};
-pub use exec::{run, run_sql};
+pub use args::{
+    Args, Command, ConvertArgs, FileFormat, MaxRows, OutputFormat, PrintOptions, ProviderArgs,
+};
+pub use error::{CliError, EXIT_LIMIT, EXIT_QUERY, EXIT_USAGE};
+pub use exec::{Run, run, run_sql, session};
 pub use print::print_stream;
+pub use report::{RunReport, StatementReport};

@@ -11,12 +11,12 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 
-use super::OutputFormat;
+use super::args::{MaxRows, OutputFormat, PrintOptions};
 
-/// Prints every batch of `stream` to `out` in `format`.
+/// Prints every batch of `stream` to `out` as `options` say.
 pub async fn print_stream(
     mut stream: SendableRecordBatchStream,
-    format: OutputFormat,
+    options: &PrintOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
     let io = |e: std::io::Error| DataFusionError::External(Box::new(e));
@@ -27,16 +27,32 @@ pub async fn print_stream(
         }
         return Ok(());
     }
-    match format {
+    match options.format {
         OutputFormat::Table => {
-            let mut batches = Vec::new();
+            let limit = match options.maxrows {
+                MaxRows::Unlimited => usize::MAX,
+                MaxRows::Limited(n) => n,
+            };
+            let (mut shown, mut total) = (Vec::new(), 0usize);
             while let Some(batch) = stream.next().await {
-                batches.push(batch?);
+                let batch = batch?;
+                let room = limit.saturating_sub(total.min(limit));
+                if room > 0 {
+                    shown.push(batch.slice(0, batch.num_rows().min(room)));
+                }
+                total += batch.num_rows();
             }
-            if batches.is_empty() {
-                batches.push(RecordBatch::new_empty(stream.schema()));
+            if shown.is_empty() {
+                shown.push(RecordBatch::new_empty(stream.schema()));
             }
-            writeln!(out, "{}", pretty_format_batches(&batches)?).map_err(io)?;
+            writeln!(out, "{}", pretty_format_batches(&shown)?).map_err(io)?;
+            if total > limit {
+                writeln!(
+                    out,
+                    "{total} row(s) fetched. (First {limit} displayed. Use --maxrows to adjust)"
+                )
+                .map_err(io)?;
+            }
         }
         OutputFormat::Csv => {
             let mut writer = CsvWriterBuilder::new().with_header(true).build(&mut *out);

@@ -193,29 +193,33 @@ fn json_table_and_file_outputs() {
 
 #[test]
 fn user_errors_exit_non_zero_with_a_clear_message() {
-    let cases: &[(&[&str], &str)] = &[
+    let cases: &[(&[&str], i32, &str)] = &[
         (
             &["-c", "SELECT * FROM 'data/missing.csv'"],
+            1,
             "data/missing.csv",
         ),
-        (&["-c", "SELECT nope FROM 'data/reviews.csv'"], "nope"),
-        (&["-c", "SELECT sentiment('a', 'b')"], "sentiment(Utf8)"),
+        (&["-c", "SELECT nope FROM 'data/reviews.csv'"], 1, "nope"),
+        (&["-c", "SELECT sentiment('a', 'b')"], 1, "sentiment(Utf8)"),
         (
             &["-c", "SET blossom.max_concurrency = -3"],
+            1,
             "blossom.max_concurrency",
         ),
+        (&["-f", "no/such/file.sql"], 1, "no/such/file.sql"),
         (
             &["--max-concurrency", "0", "-c", "SELECT 1"],
+            2,
             "--max-concurrency",
         ),
-        (&["-f", "no/such/file.sql"], "no/such/file.sql"),
+        (&["--format", "xml", "-c", "SELECT 1"], 2, "xml"),
+        (&["--maxrows", "lots", "-c", "SELECT 1"], 2, "lots"),
     ];
-    for (args, needle) in cases {
+    for (args, code, needle) in cases {
         let mut all = vec!["--simulate", "-q"];
         all.extend_from_slice(args);
         let out = blossom(&all, &[]);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
         assert!(
             !stderr(&out).contains("panicked"),
@@ -223,6 +227,112 @@ fn user_errors_exit_non_zero_with_a_clear_message() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn the_report_describes_the_run_and_failed_rows_can_fail_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.json");
+    let out = blossom(
+        &[
+            "--simulate",
+            "--sim-latency-ms",
+            "0",
+            "-q",
+            "--format",
+            "csv",
+            "--report",
+            report.to_str().unwrap(),
+            "-c",
+            "SELECT count(s) AS n FROM (SELECT sentiment(text) AS s FROM 'data/reviews.csv')",
+            "-c",
+            "SELECT 1 AS one",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["statements"].as_array().unwrap().len(), 2);
+    let first = &json["statements"][0];
+    assert_eq!(first["status"], "ok");
+    assert_eq!(first["rows"], 1);
+    assert_eq!(first["ai"]["rows"], 295);
+    assert_eq!(first["ai"]["requests"], 285);
+    assert_eq!(first["ai"]["dedup_hits"], 10);
+    assert_eq!(first["ai"]["failed_rows"], 0);
+    assert!(first["ai"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(first["elapsed_ms"].is_u64());
+    assert_eq!(json["statements"][1]["ai"]["requests"], 0);
+    assert_eq!(json["ai"]["requests"], 285);
+
+    // A failed statement: exit code 1, and the report says why.
+    let out = blossom(
+        &[
+            "--simulate",
+            "-q",
+            "--report",
+            report.to_str().unwrap(),
+            "-c",
+            "SELECT nope",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["exit_code"], 1);
+    assert!(json["error"].as_str().unwrap().contains("nope"));
+    assert_eq!(json["statements"][0]["status"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_failed_rows_than_allowed_exits_3() {
+    let sim = simulator(SimConfig {
+        faults: FaultConfig {
+            server_error: 0.5,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let base = sim.base_url();
+    let run = move |max: &str| {
+        let base = base.clone();
+        let max = max.to_string();
+        move || {
+            blossom(
+                &[
+                    "--base-url",
+                    &base,
+                    "--on-error",
+                    "null",
+                    "-q",
+                    "--format",
+                    "csv",
+                    "--max-failed-rows",
+                    &max,
+                    "-c",
+                    "SET blossom.max_retries = 0",
+                    "-c",
+                    "SELECT count(*) AS n, count(s) AS answered FROM (SELECT sentiment('row ' || v) AS s FROM generate_series(1, 100) AS g(v))",
+                ],
+                &[],
+            )
+        }
+    };
+    let out = tokio::task::spawn_blocking(run("1000")).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tokio::task::spawn_blocking(run("3")).await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than --max-failed-rows 3"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -268,4 +378,47 @@ async fn the_key_never_shows_even_in_trace_logs() {
     assert!(everything.contains("HTTP 500"), "{everything}");
     assert!(!everything.contains(secret), "the key leaked");
     assert_eq!(sim.stats().requests, 2);
+}
+
+#[test]
+fn the_example_pipelines_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::os::unix::fs::symlink(root.join("data"), dir.path().join("data")).unwrap();
+    for (example, output) in [
+        ("etl", "out/reviews_enhanced.json"),
+        ("parallel_batch", "out/reviews_large.csv"),
+        ("multi_stage", "out/articles_pipeline.json"),
+        ("monitored", "out/run.json"),
+    ] {
+        let sql = root.join(format!("examples/sql/{example}.sql"));
+        let out = Command::new(env!("CARGO_BIN_EXE_blossom"))
+            .current_dir(dir.path())
+            .args([
+                "--simulate",
+                "--sim-latency-ms",
+                "0",
+                "-q",
+                "--report",
+                "out/run.json",
+            ])
+            .arg("-f")
+            .arg(&sql)
+            .env_remove("BLOSSOM_BASE_URL")
+            .env_remove("BLOSSOM_API_KEY")
+            .env_remove("POLLINATIONS_API_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {}", stderr(&out));
+        assert!(dir.path().join(output).exists(), "{example} wrote {output}");
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/run.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["status"], "ok", "{example}");
+        assert!(
+            report["ai"]["requests"].as_u64().unwrap() > 0,
+            "{example} asked a model"
+        );
+    }
 }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod common;
+mod convert;
 mod dispatch;
 mod errors;
 mod pipeline;
+mod repl;

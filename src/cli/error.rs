@@ -1,0 +1,62 @@
+//! The errors `blossom` exits with, each with its exit code: 1 a query failed, 2 the
+//! command line is wrong, 3 a limit was exceeded (more failed rows than allowed).
+
+use std::fmt;
+
+use datafusion::common::DataFusionError;
+
+/// Exit code of a failed query.
+pub const EXIT_QUERY: u8 = 1;
+/// Exit code of a usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of an exceeded limit (`--max-failed-rows`, budgets).
+pub const EXIT_LIMIT: u8 = 3;
+
+/// Why `blossom` stops, and the exit code that says so.
+#[derive(Debug)]
+pub struct CliError {
+    /// The process exit code.
+    pub code: u8,
+    /// The message printed on stderr after `Error: `.
+    pub message: String,
+}
+
+impl CliError {
+    /// A query (or its input, or the provider) failed.
+    pub fn query(error: impl fmt::Display) -> Self {
+        Self {
+            code: EXIT_QUERY,
+            message: error.to_string(),
+        }
+    }
+
+    /// The command line asks for something impossible.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// A limit set for the run was exceeded.
+    pub fn limit(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_LIMIT,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DataFusionError> for CliError {
+    fn from(error: DataFusionError) -> Self {
+        Self::query(error)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}

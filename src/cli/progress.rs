@@ -1,0 +1,116 @@
+//! Progress of a statement with AI calls: a live bar on stderr while it runs (rows
+//! answered, requests in flight, retries, dedup hits, elapsed, ETA; only when stderr is
+//! a terminal and not `-q`), then a one-line summary.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::prelude::SessionContext;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::task::JoinHandle;
+
+use crate::stats::{SessionStats, StatsSnapshot, session_stats};
+
+/// How often the bar is redrawn.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Watches one statement's AI work.
+pub(crate) struct StatementProgress {
+    stats: Option<Arc<SessionStats>>,
+    before: StatsSnapshot,
+    start: Instant,
+    bar: Option<(ProgressBar, JoinHandle<()>)>,
+}
+
+impl StatementProgress {
+    /// Starts watching; draws a bar when `live` and stderr is a terminal.
+    pub(crate) fn start(ctx: &SessionContext, live: bool) -> Self {
+        let stats = session_stats(ctx);
+        let before = stats.as_ref().map(|s| s.snapshot()).unwrap_or_default();
+        let bar = match &stats {
+            Some(stats) if live && std::io::stderr().is_terminal() => {
+                Some(Self::draw(Arc::clone(stats), before))
+            }
+            _ => None,
+        };
+        Self {
+            stats,
+            before,
+            start: Instant::now(),
+            bar,
+        }
+    }
+
+    fn draw(stats: Arc<SessionStats>, before: StatsSnapshot) -> (ProgressBar, JoinHandle<()>) {
+        // Hidden until the statement asks a model: plain statements show no bar.
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        let style = ProgressStyle::with_template(
+            "{spinner} {bar:30} {pos}/{len} rows · {msg} · {elapsed} (ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        let ticking = bar.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                let now = stats.snapshot().since(&before);
+                if now.rows > 0 {
+                    if ticking.is_hidden() {
+                        ticking.set_draw_target(ProgressDrawTarget::stderr());
+                    }
+                    ticking.set_length(now.rows);
+                    ticking.set_position(now.rows_done);
+                    ticking.set_message(format!(
+                        "{} in flight · {} requests · {} retries · {} dedup hits · {} failed",
+                        now.in_flight, now.requests, now.retries, now.dedup_hits, now.failed_rows
+                    ));
+                }
+                ticking.tick();
+                tokio::time::sleep(TICK).await;
+            }
+        });
+        (bar, ticker)
+    }
+
+    /// Stops watching: what the statement did, and how long it took.
+    pub(crate) fn finish(mut self) -> (StatsSnapshot, Duration) {
+        self.clear();
+        let delta = self
+            .stats
+            .as_ref()
+            .map(|s| s.snapshot().since(&self.before))
+            .unwrap_or_default();
+        (delta, self.start.elapsed())
+    }
+
+    fn clear(&mut self) {
+        if let Some((bar, ticker)) = self.bar.take() {
+            ticker.abort();
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for StatementProgress {
+    /// A cancelled statement (Ctrl-C in the shell) takes its bar with it.
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// The one-line summary of a statement that asked a model, e.g.
+/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 failed · 5210 tokens · 2.31s`.
+pub(crate) fn summary(ai: &StatsSnapshot, elapsed: Duration) -> Option<String> {
+    (ai.rows > 0 || ai.requests > 0).then(|| {
+        format!(
+            "{} rows · {} requests ({} retries) · {} dedup hits · {} failed · {} tokens · {:.2}s",
+            ai.rows,
+            ai.requests,
+            ai.retries,
+            ai.dedup_hits,
+            ai.failed_rows,
+            ai.prompt_tokens + ai.completion_tokens,
+            elapsed.as_secs_f64()
+        )
+    })
+}
