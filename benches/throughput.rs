@@ -144,8 +144,7 @@ async fn run(cell: &Cell, cell_id: usize) -> (usize, Duration) {
     .await
     .expect("simulator starts");
     let ctx = BlossomSessionBuilder::new()
-        .with_option("provider", "custom")
-        .and_then(|b| b.with_base_url(&sim.base_url()))
+        .with_simulator(&sim)
         .and_then(|b| b.with_option("max_concurrency", &cell.max_concurrency.to_string()))
         .and_then(|b| b.build())
         .expect("session");

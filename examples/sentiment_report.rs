@@ -22,10 +22,7 @@ async fn main() -> Result<()> {
             "answers come from the bundled simulator at {}, not from a model",
             sim.base_url()
         );
-        builder = builder
-            .with_option("provider", "custom")?
-            .with_base_url(&sim.base_url())?
-            .with_model("blossom-sim")?;
+        builder = builder.with_simulator(&sim)?;
         Some(sim)
     } else {
         None

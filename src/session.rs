@@ -13,7 +13,11 @@ use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
+use crate::sim::Simulator;
 use crate::stats::SessionStats;
+
+/// The model name sessions ask the simulator for.
+const SIMULATOR_MODEL: &str = "blossom-sim";
 
 /// Builds a `SessionContext` in which AI functions run as SQL.
 ///
@@ -76,6 +80,25 @@ impl BlossomSessionBuilder {
     /// Asks for `model`.
     pub fn with_model(self, model: &str) -> Result<Self> {
         self.with_option("model", model)
+    }
+
+    /// Sends requests to the bundled simulator `sim` (its model, no key): answers are
+    /// simulated, not a language model's.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use blossom_sql::BlossomSessionBuilder;
+    /// use blossom_sql::sim::{SimConfig, Simulator};
+    /// let sim = Simulator::start(SimConfig::default()).await?;
+    /// let ctx = BlossomSessionBuilder::new().with_simulator(&sim)?.build()?;
+    /// ctx.sql("SELECT sentiment('I love it')").await?.show().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_simulator(self, sim: &Simulator) -> Result<Self> {
+        self.with_option("provider", "custom")?
+            .with_base_url(&sim.base_url())?
+            .with_model(SIMULATOR_MODEL)?
+            .with_option("api_key", "")
     }
 
     /// Authenticates with `key`.

@@ -10,7 +10,6 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
-use futures::StreamExt;
 
 use super::args::{Args, Command, PrintOptions, ProviderArgs};
 use super::error::CliError;
@@ -88,11 +87,7 @@ pub async fn session(
         let sim = Simulator::start(config)
             .await
             .map_err(|e| CliError::query(format!("cannot start the simulator: {e}")))?;
-        builder = builder
-            .with_option("provider", "custom")?
-            .with_option("base_url", &sim.base_url())?
-            .with_option("model", "blossom-sim")?
-            .with_option("api_key", "")?;
+        builder = builder.with_simulator(&sim)?;
         if !quiet {
             eprintln!(
                 "blossom: --simulate: answers come from the bundled simulator at {}, \
@@ -157,23 +152,7 @@ async fn execute(
 ) -> Result<u64> {
     let plan = ctx.state().statement_to_plan(statement).await?;
     let frame = ctx.execute_logical_plan(plan).await?;
-    let stream = frame.execute_stream().await?;
-    let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = std::sync::Arc::clone(&rows);
-    let schema = stream.schema();
-    let stream = stream.map(move |batch| {
-        if let Ok(batch) = &batch {
-            counted.fetch_add(
-                batch.num_rows() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
-        batch
-    });
-    let stream =
-        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream));
-    print_stream(stream, options, out).await?;
-    Ok(rows.load(std::sync::atomic::Ordering::Relaxed))
+    print_stream(frame.execute_stream().await?, options, out).await
 }
 
 /// The state of one `blossom` run: the statements so far, for the report and limits.

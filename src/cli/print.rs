@@ -13,43 +13,44 @@ use futures::StreamExt;
 
 use super::args::{MaxRows, OutputFormat, PrintOptions};
 
-/// Prints every batch of `stream` to `out` as `options` say.
+/// Prints every batch of `stream` to `out` as `options` say; returns the number of rows.
 pub async fn print_stream(
     mut stream: SendableRecordBatchStream,
     options: &PrintOptions,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<u64> {
     let io = |e: std::io::Error| DataFusionError::External(Box::new(e));
     if stream.schema().fields().is_empty() {
         // SET, CREATE and the like: nothing to print.
         while let Some(batch) = stream.next().await {
             batch?;
         }
-        return Ok(());
+        return Ok(0);
     }
+    let mut rows = 0u64;
     match options.format {
         OutputFormat::Table => {
             let limit = match options.maxrows {
                 MaxRows::Unlimited => usize::MAX,
                 MaxRows::Limited(n) => n,
             };
-            let (mut shown, mut total) = (Vec::new(), 0usize);
+            let mut shown = Vec::new();
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
-                let room = limit.saturating_sub(total.min(limit));
+                let room = limit.saturating_sub(rows as usize);
                 if room > 0 {
                     shown.push(batch.slice(0, batch.num_rows().min(room)));
                 }
-                total += batch.num_rows();
+                rows += batch.num_rows() as u64;
             }
             if shown.is_empty() {
                 shown.push(RecordBatch::new_empty(stream.schema()));
             }
             writeln!(out, "{}", pretty_format_batches(&shown)?).map_err(io)?;
-            if total > limit {
+            if rows as usize > limit {
                 writeln!(
                     out,
-                    "{total} row(s) fetched. (First {limit} displayed. Use --maxrows to adjust)"
+                    "{rows} row(s) fetched. (First {limit} displayed. Use --maxrows to adjust)"
                 )
                 .map_err(io)?;
             }
@@ -58,7 +59,9 @@ pub async fn print_stream(
             let mut writer = CsvWriterBuilder::new().with_header(true).build(&mut *out);
             let mut wrote = false;
             while let Some(batch) = stream.next().await {
-                writer.write(&batch?)?;
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
                 wrote = true;
             }
             if !wrote {
@@ -68,7 +71,9 @@ pub async fn print_stream(
         OutputFormat::Json => {
             let mut writer = ArrayWriter::new(&mut *out);
             while let Some(batch) = stream.next().await {
-                writer.write(&batch?)?;
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
             }
             writer.finish()?;
             drop(writer);
@@ -77,10 +82,13 @@ pub async fn print_stream(
         OutputFormat::Ndjson => {
             let mut writer = LineDelimitedWriter::new(&mut *out);
             while let Some(batch) = stream.next().await {
-                writer.write(&batch?)?;
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
             }
             writer.finish()?;
         }
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    Ok(rows)
 }
