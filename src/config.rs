@@ -6,12 +6,16 @@
 //! SET blossom.model = 'llama3.2';
 //! SET blossom.max_concurrency = 8;
 //! SET blossom.on_error = 'null';
+//! SET blossom.cache = '/tmp/blossom-cache'; -- or 'off'
+//! SET blossom.cache_ttl = 86400;             -- seconds; empty: never expires
 //! SHOW ALL; -- blossom.api_key is always shown redacted
 //! ```
 
 use std::any::Any;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
@@ -71,7 +75,95 @@ const OPTIONS: &[(&str, &str)] = &[
         "on_error",
         "What a row that still fails after its retries does: 'fail' (the query fails) or 'null' (the row gets NULL)",
     ),
+    (
+        "cache",
+        "Directory of the persistent response cache (file responses.redb), or 'off'; empty means the user's cache directory (BLOSSOM_CACHE sets the default)",
+    ),
+    (
+        "cache_ttl",
+        "Seconds a cached answer stays valid; older ones are asked again and overwritten; empty means they never expire",
+    ),
 ];
+
+/// The directory under the user's cache directory that holds blossom's response cache.
+const CACHE_SUBDIR: &str = "blossom-sql";
+
+/// Where the persistent response cache lives (`blossom.cache`).
+///
+/// ```sql
+/// SET blossom.cache = '/data/blossom-cache'; -- a directory; the file is responses.redb
+/// SET blossom.cache = 'off';                 -- no persistent cache
+/// SET blossom.cache = '';                    -- back to the user's cache directory
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum CacheSetting {
+    /// `blossom-sql` under the user's cache directory (e.g. `~/.cache/blossom-sql`).
+    #[default]
+    UserDefault,
+    /// No persistent cache.
+    Off,
+    /// This directory.
+    Dir(PathBuf),
+}
+
+impl CacheSetting {
+    /// The directory this setting names, or `None` when the cache is off (or there is no
+    /// user cache directory, which is warned about once per process).
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            Self::Off => None,
+            Self::Dir(dir) => Some(dir.clone()),
+            Self::UserDefault => {
+                let dir = dirs::cache_dir().map(|d| d.join(CACHE_SUBDIR));
+                if dir.is_none() {
+                    static WARNED: Once = Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(
+                            "no user cache directory is known on this system; the response \
+                             cache is off (set blossom.cache or BLOSSOM_CACHE to a directory)"
+                        );
+                    });
+                }
+                dir
+            }
+        }
+    }
+}
+
+impl FromStr for CacheSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("default") {
+            return Ok(Self::UserDefault);
+        }
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        let dir = PathBuf::from(s);
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!(
+                "{} is not a directory (name the directory that holds responses.redb, or 'off')",
+                dir.display()
+            ));
+        }
+        Ok(Self::Dir(dir))
+    }
+}
+
+impl fmt::Display for CacheSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+            Self::UserDefault => match dirs::cache_dir() {
+                Some(dir) => write!(f, "{}", dir.join(CACHE_SUBDIR).display()),
+                None => f.write_str("off"),
+            },
+        }
+    }
+}
 
 /// Which family of provider the session talks to; each brings default URL, model and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -219,6 +311,10 @@ pub struct BlossomOptions {
     pub retry_max_backoff_ms: u64,
     /// `blossom.on_error`
     pub on_error: OnError,
+    /// `blossom.cache`
+    pub cache: CacheSetting,
+    /// `blossom.cache_ttl`, in seconds; `None` means cached answers never expire.
+    pub cache_ttl_secs: Option<f64>,
 }
 
 impl Default for BlossomOptions {
@@ -237,13 +333,15 @@ impl Default for BlossomOptions {
             retry_initial_backoff_ms: 500,
             retry_max_backoff_ms: 30_000,
             on_error: OnError::Fail,
+            cache: CacheSetting::UserDefault,
+            cache_ttl_secs: None,
         }
     }
 }
 
 impl BlossomOptions {
     /// Defaults overridden by the process environment: `BLOSSOM_PROVIDER`,
-    /// `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`, `BLOSSOM_API_KEY`, then
+    /// `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`, `BLOSSOM_CACHE`, `BLOSSOM_API_KEY`, then
     /// `POLLINATIONS_API_KEY` (as the Blossom AI SDK reads it) or `OPENAI_API_KEY`
     /// for the OpenAI preset.
     pub fn from_env() -> Result<Self> {
@@ -258,6 +356,7 @@ impl BlossomOptions {
             ("BLOSSOM_PROVIDER", "provider"),
             ("BLOSSOM_BASE_URL", "base_url"),
             ("BLOSSOM_MODEL", "model"),
+            ("BLOSSOM_CACHE", "cache"),
         ] {
             if let Some(value) = var(env) {
                 options
@@ -341,6 +440,15 @@ impl BlossomOptions {
                     parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
             }
             "on_error" => self.on_error = trimmed.parse().map_err(bad)?,
+            "cache" => self.cache = trimmed.parse().map_err(bad)?,
+            "cache_ttl" => {
+                self.cache_ttl_secs = parse_optional(trimmed, |t: f64| {
+                    (t > 0.0 && t <= 3_153_600_000.0)
+                        .then_some(t)
+                        .ok_or("must be a number of seconds above 0 (empty: never expires)")
+                })
+                .map_err(bad)?
+            }
             _ => {
                 let known: Vec<String> = OPTIONS
                     .iter()
@@ -374,6 +482,8 @@ impl BlossomOptions {
             "retry_initial_backoff_ms" => Some(self.retry_initial_backoff_ms.to_string()),
             "retry_max_backoff_ms" => Some(self.retry_max_backoff_ms.to_string()),
             "on_error" => Some(self.on_error.to_string()),
+            "cache" => Some(self.cache.to_string()),
+            "cache_ttl" => opt(&self.cache_ttl_secs),
             _ => None,
         }
     }
@@ -449,6 +559,8 @@ impl BlossomOptions {
                 self.retry_max_backoff_ms.max(self.retry_initial_backoff_ms),
             ),
             on_error: self.on_error,
+            cache_dir: self.cache.dir(),
+            cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
         })
     }
 }
@@ -567,6 +679,10 @@ pub struct ProviderSettings {
     pub retry_max_backoff: Duration,
     /// What a failed row does.
     pub on_error: OnError,
+    /// The directory of the persistent response cache; `None` when it is off.
+    pub cache_dir: Option<PathBuf>,
+    /// How long a cached answer stays valid; `None` means forever.
+    pub cache_ttl: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -598,6 +714,9 @@ mod tests {
             ("request_timeout", "-1"),
             ("base_url", "ftp://x"),
             ("base_url", "http://user:pw@host/v1"),
+            ("cache_ttl", "0"),
+            ("cache_ttl", "soon"),
+            ("cache", "Cargo.toml"),
         ] {
             let err = o.set_option(key, value).unwrap_err().to_string();
             assert!(err.contains(&format!("blossom.{key}")), "{err}");
@@ -654,5 +773,36 @@ mod tests {
         );
         o.set_option("max_concurrency", "").unwrap();
         assert_eq!(o.resolve().unwrap().max_concurrency, 16);
+    }
+
+    #[test]
+    fn cache_settings_parse_and_resolve() {
+        let mut o = BlossomOptions::default();
+        assert_eq!(o.cache, CacheSetting::UserDefault);
+        if let Some(dir) = dirs::cache_dir() {
+            assert_eq!(
+                o.resolve().unwrap().cache_dir,
+                Some(dir.join("blossom-sql"))
+            );
+        }
+        o.set_option("cache", "OFF").unwrap();
+        assert_eq!(o.resolve().unwrap().cache_dir, None);
+        assert_eq!(o.value_of("cache").as_deref(), Some("off"));
+        o.set_option("cache", "/tmp/some where").unwrap();
+        assert_eq!(
+            o.resolve().unwrap().cache_dir,
+            Some(PathBuf::from("/tmp/some where"))
+        );
+        assert_eq!(o.resolve().unwrap().cache_ttl, None);
+        o.set_option("cache_ttl", "1.5").unwrap();
+        assert_eq!(
+            o.resolve().unwrap().cache_ttl,
+            Some(Duration::from_millis(1500))
+        );
+        o.set_option("cache_ttl", "").unwrap();
+        assert_eq!(o.cache_ttl_secs, None);
+        let env = BlossomOptions::from_env_with(|k| (k == "BLOSSOM_CACHE").then(|| "off".into()))
+            .unwrap();
+        assert_eq!(env.cache, CacheSetting::Off);
     }
 }

@@ -23,6 +23,7 @@ pub struct SessionStats {
     rows_done: AtomicU64,
     failed_rows: AtomicU64,
     dedup_hits: AtomicU64,
+    cache_hits: AtomicU64,
     requests: AtomicU64,
     retries: AtomicU64,
     in_flight: AtomicU64,
@@ -41,6 +42,8 @@ pub struct StatsSnapshot {
     pub failed_rows: u64,
     /// Rows answered by an identical request of the same query.
     pub dedup_hits: u64,
+    /// Rows answered from the persistent response cache (`blossom.cache`).
+    pub cache_hits: u64,
     /// HTTP requests sent, retries included.
     pub requests: u64,
     /// Requests that were retries.
@@ -61,6 +64,7 @@ impl StatsSnapshot {
             rows_done: self.rows_done.saturating_sub(before.rows_done),
             failed_rows: self.failed_rows.saturating_sub(before.failed_rows),
             dedup_hits: self.dedup_hits.saturating_sub(before.dedup_hits),
+            cache_hits: self.cache_hits.saturating_sub(before.cache_hits),
             requests: self.requests.saturating_sub(before.requests),
             retries: self.retries.saturating_sub(before.retries),
             in_flight: self.in_flight,
@@ -85,6 +89,7 @@ impl SessionStats {
             rows_done: get(&self.rows_done),
             failed_rows: get(&self.failed_rows),
             dedup_hits: get(&self.dedup_hits),
+            cache_hits: get(&self.cache_hits),
             requests: get(&self.requests),
             retries: get(&self.retries),
             in_flight: get(&self.in_flight),
@@ -104,6 +109,10 @@ impl SessionStats {
 
     pub(crate) fn dedup_hit(&self) {
         add(&self.dedup_hits, 1);
+    }
+
+    pub(crate) fn cache_hit(&self) {
+        add(&self.cache_hits, 1);
     }
 
     pub(crate) fn request_started(&self, retry: bool) {

@@ -98,7 +98,9 @@ fn column_type(t: &DataType) -> DefaultColumnType {
     }
 }
 
-/// A session pointed at `sim`, with fast retries and the test-only `sim_*` functions.
+/// A session pointed at `sim`, with fast retries, no persistent response cache (the
+/// files count requests; `cache.slt` turns it on in a directory of its own) and the
+/// test-only `sim_*` functions.
 fn session(sim: &Arc<Simulator>) -> Result<SessionContext> {
     let ctx = BlossomSessionBuilder::new()
         .with_option("provider", "custom")?
@@ -108,6 +110,7 @@ fn session(sim: &Arc<Simulator>) -> Result<SessionContext> {
         .with_option("retry_initial_backoff_ms", "5")?
         .with_option("retry_max_backoff_ms", "20")?
         .with_option("request_timeout", "2")?
+        .with_option("cache", "off")?
         .build()?;
     register_sim_functions(&ctx, sim);
     Ok(ctx)

@@ -206,6 +206,7 @@ impl Run {
                 total.rows_done += s.ai.rows_done;
                 total.failed_rows += s.ai.failed_rows;
                 total.dedup_hits += s.ai.dedup_hits;
+                total.cache_hits += s.ai.cache_hits;
                 total.requests += s.ai.requests;
                 total.retries += s.ai.retries;
                 total.prompt_tokens += s.ai.prompt_tokens;

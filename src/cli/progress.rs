@@ -1,5 +1,5 @@
 //! Progress of a statement with AI calls: a live bar on stderr while it runs (rows
-//! answered, requests in flight, retries, dedup hits, elapsed, ETA; only when stderr is
+//! answered, requests in flight, retries, dedup and cache hits, elapsed, ETA; only when stderr is
 //! a terminal and not `-q`), then a one-line summary.
 
 use std::io::IsTerminal;
@@ -61,8 +61,13 @@ impl StatementProgress {
                     ticking.set_length(now.rows);
                     ticking.set_position(now.rows_done);
                     ticking.set_message(format!(
-                        "{} in flight · {} requests · {} retries · {} dedup hits · {} failed",
-                        now.in_flight, now.requests, now.retries, now.dedup_hits, now.failed_rows
+                        "{} in flight · {} requests · {} retries · {} dedup hits · {} cache hits · {} failed",
+                        now.in_flight,
+                        now.requests,
+                        now.retries,
+                        now.dedup_hits,
+                        now.cache_hits,
+                        now.failed_rows
                     ));
                 }
                 ticking.tick();
@@ -99,15 +104,16 @@ impl Drop for StatementProgress {
 }
 
 /// The one-line summary of a statement that asked a model, e.g.
-/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 failed · 5210 tokens · 2.31s`.
+/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 cache hits · 0 failed · 5210 tokens · 2.31s`.
 pub(crate) fn summary(ai: &StatsSnapshot, elapsed: Duration) -> Option<String> {
     (ai.rows > 0 || ai.requests > 0).then(|| {
         format!(
-            "{} rows · {} requests ({} retries) · {} dedup hits · {} failed · {} tokens · {:.2}s",
+            "{} rows · {} requests ({} retries) · {} dedup hits · {} cache hits · {} failed · {} tokens · {:.2}s",
             ai.rows,
             ai.requests,
             ai.retries,
             ai.dedup_hits,
+            ai.cache_hits,
             ai.failed_rows,
             ai.prompt_tokens + ai.completion_tokens,
             elapsed.as_secs_f64()

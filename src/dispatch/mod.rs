@@ -1,15 +1,19 @@
 //! The call runtime every AI function of a session submits to: a shared cap on
 //! requests in flight, a shared requests-per-minute limit, retries with backoff, and
-//! single-flight deduplication of identical requests within a query. It knows chat
-//! requests, not SQL.
+//! single-flight deduplication of identical requests within a query, and the persistent
+//! response cache (`blossom.cache`) that answers repeated requests across queries and
+//! processes. It knows chat requests, not SQL.
 
+mod cache;
 mod error;
 mod limits;
 mod memo;
 mod retry;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, ResponseCache};
 pub use error::CallError;
 pub use memo::QueryMemo;
 
@@ -33,7 +37,16 @@ pub struct Answered {
 pub struct Dispatcher {
     client: ChatClient,
     limits: Mutex<Option<Arc<Limits>>>,
+    cache: Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
+}
+
+/// The cache directory a session last asked for, and its cache unless it could not be
+/// opened (then the session runs uncached on that directory, warned once).
+#[derive(Debug)]
+struct OpenCache {
+    dir: PathBuf,
+    cache: Option<Arc<ResponseCache>>,
 }
 
 impl Dispatcher {
@@ -42,6 +55,7 @@ impl Dispatcher {
         Ok(Self {
             client: ChatClient::new()?,
             limits: Mutex::new(None),
+            cache: Mutex::new(None),
             stats,
         })
     }
@@ -66,6 +80,35 @@ impl Dispatcher {
                 limits
             }
         }
+    }
+
+    /// The response cache `settings` name, opened on first use and kept for the session
+    /// until `blossom.cache` names another directory. `None` when the cache is off or
+    /// cannot be used (in use by another process, or unwritable: warned once).
+    ///
+    /// ```sql
+    /// SET blossom.cache = '/tmp/other-cache'; -- the next query opens this one
+    /// ```
+    pub fn cache_for(&self, settings: &ProviderSettings) -> Option<Arc<ResponseCache>> {
+        let dir = settings.cache_dir.as_ref()?;
+        let mut current = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = current.as_ref()
+            && &open.dir == dir
+        {
+            return open.cache.clone();
+        }
+        let cache = match ResponseCache::shared(dir) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!("{error}; this session runs without it");
+                None
+            }
+        };
+        *current = Some(OpenCache {
+            dir: dir.clone(),
+            cache: cache.clone(),
+        });
+        cache
     }
 
     /// Sends one request under the session's limits, retrying what is retryable.

@@ -15,7 +15,7 @@ use futures::future::join_all;
 
 use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
-use crate::dispatch::{CallError, Dispatcher, QueryMemo};
+use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
 use crate::functions::{AiFunction, AiUdf};
 use crate::provider::{ChatAnswer, ChatRequest, truncate_chars};
 
@@ -291,13 +291,15 @@ pub(crate) struct CallRuntime {
 }
 
 impl CallRuntime {
-    /// The answer to `request`: sent once per query, whoever else asks the same.
+    /// The answer to `request`: from the persistent response cache when it holds one,
+    /// otherwise sent once per query, whoever else asks the same, and stored in the
+    /// cache as soon as it arrives (errors are never stored).
     async fn answer(
         &self,
         request: &ChatRequest,
     ) -> std::result::Result<Arc<ChatAnswer>, Arc<CallError>> {
-        let key = match serde_json::to_string(request) {
-            Ok(body) => format!("{}\n{body}", self.settings.chat_url),
+        let body = match serde_json::to_string(request) {
+            Ok(body) => body,
             Err(e) => {
                 return Err(Arc::new(CallError {
                     attempts: 0,
@@ -307,6 +309,11 @@ impl CallRuntime {
                 }));
             }
         };
+        let cache = self.dispatcher.cache_for(&self.settings).map(|cache| {
+            let key = CacheKey::new(&self.settings.chat_url, &self.settings.model, &body);
+            (cache, key)
+        });
+        let key = format!("{}\n{body}", self.settings.chat_url);
         let dispatcher = Arc::clone(&self.dispatcher);
         let settings = Arc::clone(&self.settings);
         let metrics = self.metrics.clone();
@@ -314,6 +321,13 @@ impl CallRuntime {
         let (result, shared) = self
             .memo
             .get_or_call(key, async move {
+                if let Some((cache, key)) = &cache
+                    && let Some(answer) = cache.get(key, settings.cache_ttl)
+                {
+                    metrics.cache_hits.add(1);
+                    dispatcher.stats().cache_hit();
+                    return Ok(answer);
+                }
                 let result = dispatcher.call(&settings, &request).await;
                 let attempts = match &result {
                     Ok(answered) => answered.attempts,
@@ -321,6 +335,9 @@ impl CallRuntime {
                 };
                 metrics.requests.add(attempts as usize);
                 metrics.retries.add(attempts.saturating_sub(1) as usize);
+                if let (Ok(answered), Some((cache, key))) = (&result, cache) {
+                    cache.put(key, &answered.answer);
+                }
                 result.map(|answered| answered.answer)
             })
             .await;

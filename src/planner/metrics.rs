@@ -1,5 +1,6 @@
 //! The metrics `BlossomAiExec` reports in `EXPLAIN ANALYZE`: rows evaluated, requests
-//! and retries sent, answers shared by deduplication, failed rows, and time spent
+//! and retries sent, answers shared by deduplication or taken from the response cache,
+//! failed rows, and time spent
 //! waiting on the provider.
 
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
@@ -15,6 +16,8 @@ pub(crate) struct AiMetrics {
     pub retries: Count,
     /// Rows answered by an identical request of the same query.
     pub dedup_hits: Count,
+    /// Rows answered from the persistent response cache.
+    pub cache_hits: Count,
     /// Rows whose call failed for good.
     pub failures: Count,
     /// Rows left uncalled because a CASE branch or AND/OR did not need them.
@@ -31,6 +34,7 @@ impl AiMetrics {
             requests: count("requests"),
             retries: count("retries"),
             dedup_hits: count("dedup_hits"),
+            cache_hits: count("cache_hits"),
             failures: count("failed_rows"),
             skipped: count("skipped_rows"),
             provider_wait: MetricBuilder::new(set).subset_time("provider_wait", partition),

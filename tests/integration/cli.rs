@@ -24,6 +24,8 @@ fn blossom(args: &[&str], env: &[(&str, &str)]) -> Output {
     ] {
         command.env_remove(var);
     }
+    // No persistent response cache: every run counts its own requests.
+    command.env("BLOSSOM_CACHE", "off");
     command.envs(env.iter().copied());
     command.output().expect("blossom runs")
 }
@@ -404,6 +406,7 @@ fn the_example_pipelines_run() {
             ])
             .arg("-f")
             .arg(&sql)
+            .env("BLOSSOM_CACHE", "off")
             .env_remove("BLOSSOM_BASE_URL")
             .env_remove("BLOSSOM_API_KEY")
             .env_remove("POLLINATIONS_API_KEY")

@@ -15,7 +15,8 @@ pub async fn simulator(config: SimConfig) -> Simulator {
     Simulator::start(config).await.expect("simulator starts")
 }
 
-/// A session on `sim` with fast retries, one partition, and `options` applied.
+/// A session on `sim` with fast retries, one partition, no persistent response cache
+/// (tests count requests), and `options` applied.
 pub fn session(sim: &Simulator, options: &[(&str, &str)]) -> SessionContext {
     let mut builder = BlossomSessionBuilder::new()
         .with_session_config(SessionConfig::new().with_target_partitions(1))
@@ -24,6 +25,7 @@ pub fn session(sim: &Simulator, options: &[(&str, &str)]) -> SessionContext {
         .and_then(|b| b.with_model("blossom-sim"))
         .and_then(|b| b.with_option("retry_initial_backoff_ms", "5"))
         .and_then(|b| b.with_option("retry_max_backoff_ms", "20"))
+        .and_then(|b| b.with_option("cache", "off"))
         .expect("valid options");
     for (key, value) in options {
         builder = builder.with_option(key, value).expect("valid option");

@@ -30,6 +30,8 @@ fn command(args: &[&str]) -> Command {
     ] {
         command.env_remove(var);
     }
+    // No persistent response cache: every run counts its own requests.
+    command.env("BLOSSOM_CACHE", "off");
     command
 }
 

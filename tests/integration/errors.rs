@@ -78,6 +78,7 @@ async fn a_provider_that_is_down_is_named_after_the_retries() {
         .port();
     let ctx = blossom_sql::BlossomSessionBuilder::new()
         .with_base_url(&format!("http://127.0.0.1:{port}/v1"))
+        .and_then(|b| b.with_option("cache", "off"))
         .and_then(|b| b.with_option("max_retries", "2"))
         .and_then(|b| b.with_option("retry_initial_backoff_ms", "1"))
         .and_then(|b| b.build())

@@ -1,6 +1,7 @@
 //! Integration tests: blossom sessions and the `blossom` binary against the bundled
 //! simulator over real TCP on 127.0.0.1. One test binary, one module per concern.
 
+mod cache;
 mod cli;
 mod common;
 mod convert;

@@ -31,6 +31,8 @@ fn shell(home: &Path) -> PtySession {
     ] {
         command.env_remove(var);
     }
+    // No persistent response cache: every run counts its own requests.
+    command.env("BLOSSOM_CACHE", "off");
     spawn_command(command, Some(TIMEOUT_MS)).expect("blossom starts in a terminal")
 }
 
