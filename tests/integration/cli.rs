@@ -1,33 +1,21 @@
 //! The `blossom` binary end to end: the README's main command on the bundled data in
 //! every input and output format, SQL files, and the errors a user can make.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use blossom_sql::sim::{FaultConfig, SimConfig};
 
-use crate::common::simulator;
+use crate::common::{blossom_command, simulator};
 
 const MAIN_QUERY: &str = "SELECT id, sentiment(text) AS s, enhance(text) AS e FROM '{file}' WHERE lang = 'en' ORDER BY id";
 
 /// `blossom` with the given arguments, run from the crate root, with no provider
 /// settings inherited from the environment.
 fn blossom(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_blossom"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
-    for var in [
-        "BLOSSOM_PROVIDER",
-        "BLOSSOM_BASE_URL",
-        "BLOSSOM_MODEL",
-        "BLOSSOM_API_KEY",
-        "POLLINATIONS_API_KEY",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    // No persistent response cache: every run counts its own requests.
-    command.env("BLOSSOM_CACHE", "off");
-    command.envs(env.iter().copied());
-    command.output().expect("blossom runs")
+    blossom_command(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("blossom runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -394,22 +382,10 @@ fn the_example_pipelines_run() {
         ("monitored", "out/run.json"),
     ] {
         let sql = root.join(format!("examples/sql/{example}.sql"));
-        let out = Command::new(env!("CARGO_BIN_EXE_blossom"))
+        let out = blossom_command(&["--simulate", "--sim-latency-ms", "0", "-q"])
             .current_dir(dir.path())
-            .args([
-                "--simulate",
-                "--sim-latency-ms",
-                "0",
-                "-q",
-                "--report",
-                "out/run.json",
-            ])
-            .arg("-f")
+            .args(["--report", "out/run.json", "-f"])
             .arg(&sql)
-            .env("BLOSSOM_CACHE", "off")
-            .env_remove("BLOSSOM_BASE_URL")
-            .env_remove("BLOSSOM_API_KEY")
-            .env_remove("POLLINATIONS_API_KEY")
             .output()
             .unwrap();
         assert!(out.status.success(), "{example}: {}", stderr(&out));

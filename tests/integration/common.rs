@@ -80,3 +80,23 @@ pub fn expected_sentiments(texts: &[Option<String>]) -> Vec<Option<String>> {
         })
         .collect()
 }
+
+/// The `blossom` binary, run from the crate root, with no provider settings inherited
+/// from the environment and no persistent response cache (every run counts its own
+/// requests).
+pub fn blossom_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_blossom"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
+    for var in [
+        "BLOSSOM_PROVIDER",
+        "BLOSSOM_BASE_URL",
+        "BLOSSOM_MODEL",
+        "BLOSSOM_API_KEY",
+        "POLLINATIONS_API_KEY",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command.env("BLOSSOM_CACHE", "off");
+    command
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use blossom_sql::sim::{FaultConfig, SimConfig, Simulator};
 
-use crate::common::simulator;
+use crate::common::{blossom_command, simulator};
 
 /// The bundled reviews have 300 rows.
 const REVIEWS: usize = 300;
@@ -18,21 +18,7 @@ const COLUMNS: &str = "id,text,lang,category,rating,created_at";
 
 /// `blossom` run from the crate root, with no provider settings from the environment.
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_blossom"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
-    for var in [
-        "BLOSSOM_PROVIDER",
-        "BLOSSOM_BASE_URL",
-        "BLOSSOM_MODEL",
-        "BLOSSOM_API_KEY",
-        "POLLINATIONS_API_KEY",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    // No persistent response cache: every run counts its own requests.
-    command.env("BLOSSOM_CACHE", "off");
-    command
+    blossom_command(args)
 }
 
 fn blossom(args: &[&str]) -> Output {

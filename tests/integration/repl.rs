@@ -3,10 +3,11 @@
 //! running, Ctrl-C, `\q` and the history file.
 
 use std::path::Path;
-use std::process::Command;
 
 use rexpect::process::WaitStatus;
 use rexpect::session::{PtySession, spawn_command};
+
+use crate::common::blossom_command;
 
 /// How long any one expectation may wait: generous, for slow and busy machines.
 const TIMEOUT_MS: u64 = 60_000;
@@ -14,25 +15,11 @@ const TIMEOUT_MS: u64 = 60_000;
 /// `blossom --simulate` in a terminal, run from the crate root with `home` as its
 /// home directory and no provider settings inherited from the environment.
 fn shell(home: &Path) -> PtySession {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_blossom"));
+    let mut command = blossom_command(&["--simulate", "--sim-latency-ms", "0"]);
     command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--simulate", "--sim-latency-ms", "0"])
         .env("HOME", home)
         .env("TERM", "xterm")
         .env("NO_COLOR", "1");
-    for var in [
-        "BLOSSOM_PROVIDER",
-        "BLOSSOM_BASE_URL",
-        "BLOSSOM_MODEL",
-        "BLOSSOM_API_KEY",
-        "POLLINATIONS_API_KEY",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    // No persistent response cache: every run counts its own requests.
-    command.env("BLOSSOM_CACHE", "off");
     spawn_command(command, Some(TIMEOUT_MS)).expect("blossom starts in a terminal")
 }
 
