@@ -401,3 +401,42 @@ fn the_example_pipelines_run() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_and_output_flags_take_effect() {
+    let sim = simulator(SimConfig::default()).await;
+    let base = sim.base_url();
+    let out = tokio::task::spawn_blocking(move || {
+        blossom(
+            &[
+                "--provider", "custom", "--base-url", &base, "--model", "my-model",
+                "--max-concurrency", "3", "--requests-per-minute", "6000", "--on-error", "null",
+                "--maxrows", "2", "-q",
+                "-c", "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) AS settings FROM information_schema.df_settings WHERE name IN ('blossom.provider', 'blossom.base_url', 'blossom.model', 'blossom.max_concurrency', 'blossom.requests_per_minute', 'blossom.on_error')",
+                "-c", "SELECT sentiment('row ' || v) AS s FROM generate_series(1, 5) AS g(v)",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for shown in [
+        "blossom.base_url=http://127.0.0.1:",
+        "blossom.max_concurrency=3 ",
+        "blossom.model=my-model ",
+        "blossom.on_error=null ",
+        "blossom.provider=custom ",
+        "blossom.requests_per_minute=6000",
+    ] {
+        assert!(text.contains(shown), "{shown} missing in:\n{text}");
+    }
+    assert!(
+        text.contains("5 row(s) fetched. (First 2 displayed. Use --maxrows to adjust)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("| NEUTRAL |").count(), 2, "{text}");
+    assert_eq!(sim.stats().requests, 5);
+    assert!(stderr(&out).is_empty(), "-q: {}", stderr(&out));
+}
