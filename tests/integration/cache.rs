@@ -167,26 +167,14 @@ const ROWS: usize = 10_000;
 const RESUME_QUERY: &str = "SELECT id, sentiment(t) AS s FROM (SELECT v AS id, 'row ' || v || ' is great' AS t FROM generate_series(1, 10000) AS g(v)) ORDER BY id";
 const MAX_CONCURRENCY: usize = 8;
 
-fn blossom_command(sim: &Simulator, cache: &Path, sql: &str, report: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_blossom"));
+fn blossom_with_cache(sim: &Simulator, cache: &Path, sql: &str, report: &Path) -> Command {
+    let mut command = blossom_command(&["--base-url", &sim.base_url(), "--model", "x", "-q"]);
     command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--base-url", &sim.base_url(), "--model", "x", "-q"])
         .args(["--max-concurrency", &MAX_CONCURRENCY.to_string()])
         .args(["--format", "csv", "--report"])
         .arg(report)
-        .args(["-c", sql]);
-    for var in [
-        "BLOSSOM_PROVIDER",
-        "BLOSSOM_BASE_URL",
-        "BLOSSOM_MODEL",
-        "BLOSSOM_API_KEY",
-        "POLLINATIONS_API_KEY",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    command.env("BLOSSOM_CACHE", cache);
+        .args(["-c", sql])
+        .env("BLOSSOM_CACHE", cache);
     command
 }
 
@@ -234,7 +222,7 @@ async fn a_run_killed_with_sigkill_resumes_without_asking_again() {
     let report = dir.path().join("report.json");
     let cache = dir.path().join("cache");
 
-    let mut child = blossom_command(&sim, &cache, RESUME_QUERY, &report)
+    let mut child = blossom_with_cache(&sim, &cache, RESUME_QUERY, &report)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -256,7 +244,7 @@ async fn a_run_killed_with_sigkill_resumes_without_asking_again() {
     );
     sim.reset_stats();
 
-    let resumed = run_to_end(&mut blossom_command(&sim, &cache, RESUME_QUERY, &report));
+    let resumed = run_to_end(&mut blossom_with_cache(&sim, &cache, RESUME_QUERY, &report));
     let requests = sim.stats().requests;
     let hits = reported_cache_hits(&report);
     eprintln!(
@@ -279,7 +267,7 @@ async fn a_run_killed_with_sigkill_resumes_without_asking_again() {
 
     sim.reset_stats();
     let started = Instant::now();
-    let warm = run_to_end(&mut blossom_command(&sim, &cache, RESUME_QUERY, &report));
+    let warm = run_to_end(&mut blossom_with_cache(&sim, &cache, RESUME_QUERY, &report));
     let elapsed = started.elapsed();
     assert_eq!(sim.stats().requests, 0, "a warm rerun asks nothing");
     assert_eq!(reported_cache_hits(&report), ROWS as u64);
@@ -305,7 +293,7 @@ async fn two_processes_on_one_cache_both_finish() {
     let cache = dir.path().join("cache");
     let sql = RESUME_QUERY.replace("10000", "1000");
     let spawn = |report: &str| {
-        blossom_command(&sim, &cache, &sql, &dir.path().join(report))
+        blossom_with_cache(&sim, &cache, &sql, &dir.path().join(report))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -331,7 +319,7 @@ async fn two_processes_on_one_cache_both_finish() {
     // The cache is whole afterwards: a third run asks nothing.
     sim.reset_stats();
     let report = dir.path().join("three.json");
-    run_to_end(&mut blossom_command(&sim, &cache, &sql, &report));
+    run_to_end(&mut blossom_with_cache(&sim, &cache, &sql, &report));
     assert_eq!(sim.stats().requests, 0);
 }
 
@@ -347,7 +335,7 @@ async fn a_damaged_cache_file_is_set_aside_with_a_warning() {
     .unwrap();
     let report = dir.path().join("report.json");
     let sql = RESUME_QUERY.replace("10000", "50");
-    let out = run_to_end(&mut blossom_command(&sim, dir.path(), &sql, &report));
+    let out = run_to_end(&mut blossom_with_cache(&sim, dir.path(), &sql, &report));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("damaged") && stderr.contains(&file.display().to_string()),
@@ -365,6 +353,6 @@ async fn a_damaged_cache_file_is_set_aside_with_a_warning() {
         .count();
     assert_eq!(set_aside, 1);
     sim.reset_stats();
-    run_to_end(&mut blossom_command(&sim, dir.path(), &sql, &report));
+    run_to_end(&mut blossom_with_cache(&sim, dir.path(), &sql, &report));
     assert_eq!(sim.stats().requests, 0, "the new file works");
 }
