@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod error_log;
 pub mod functions;
 pub mod planner;
 pub mod provider;

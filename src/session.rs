@@ -11,6 +11,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
+use crate::error_log::{ErrorLog, ErrorsTable};
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
 use crate::sim::Simulator;
@@ -122,17 +123,20 @@ impl BlossomSessionBuilder {
     /// options, every AI function, and the rule that runs them concurrently.
     pub fn build(self) -> Result<SessionContext> {
         let stats = Arc::new(SessionStats::default());
+        let errors = Arc::new(ErrorLog::default());
         let dispatcher = Dispatcher::new(Arc::clone(&stats))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let config = self
             .config
             .with_information_schema(true)
             .with_option_extension(self.options)
-            .with_extension(stats);
+            .with_extension(stats)
+            .with_extension(Arc::clone(&errors));
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
-        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-            vec![Arc::new(PlanAiCalls::new(Arc::new(dispatcher)))];
+        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![Arc::new(
+            PlanAiCalls::new(Arc::new(dispatcher), Arc::clone(&errors)),
+        )];
         rules.extend(PhysicalOptimizer::new().rules);
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -145,6 +149,7 @@ impl BlossomSessionBuilder {
         for udf in functions::udfs() {
             ctx.register_udf(udf);
         }
+        ctx.register_udtf("blossom_errors", Arc::new(ErrorsTable::new(errors)));
         Ok(ctx)
     }
 }

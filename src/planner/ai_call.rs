@@ -16,8 +16,9 @@ use futures::future::join_all;
 use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
+use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf};
-use crate::provider::{ChatAnswer, ChatRequest, truncate_chars};
+use crate::provider::{ChatAnswer, ChatRequest, ProviderError, truncate_chars};
 
 /// Answers of one query, deduplicated by request.
 pub(crate) type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
@@ -215,18 +216,33 @@ impl AiCall {
                 continue;
             };
             let outcome = match answer {
-                Ok(answer) => self.function.parse(&answer.content),
-                Err(error) => Err(error.to_string()),
+                Ok(answer) => self.function.parse(&answer.content).map_err(|why| Cause {
+                    class: "invalid_answer",
+                    status: None,
+                    attempts: None,
+                    message: why,
+                }),
+                Err(error) => Err(Cause::of(&error)),
             };
             match outcome {
                 Ok(value) => values.push(value),
-                Err(why) => {
+                Err(cause) => {
                     failed += 1;
                     let failure = RowFailure {
                         function: self.function.name(),
                         input: &row.input,
-                        why: &why,
+                        why: &cause.message,
                     };
+                    runtime.errors.record(RowError {
+                        query_id: runtime.query_id,
+                        function: self.function.name().to_string(),
+                        input: row.input.clone(),
+                        error_class: cause.class.to_string(),
+                        status: cause.status,
+                        message: cause.message.clone(),
+                        attempts: cause.attempts,
+                        at_unix_ms: now_unix_ms(),
+                    });
                     if runtime.settings.on_error == OnError::Fail {
                         stats.rows_finished(asked as u64, failed);
                         runtime.metrics.failures.add(failed as usize);
@@ -263,6 +279,28 @@ struct Row {
     request: ChatRequest,
 }
 
+/// Why a row failed, as the error log records it.
+struct Cause {
+    class: &'static str,
+    status: Option<u16>,
+    attempts: Option<u32>,
+    message: String,
+}
+
+impl Cause {
+    fn of(error: &CallError) -> Self {
+        Self {
+            class: error.error.class(),
+            status: match &error.error {
+                ProviderError::Status { status, .. } => Some(*status),
+                _ => None,
+            },
+            attempts: Some(error.attempts),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// A row whose call failed for good.
 struct RowFailure<'a> {
     function: &'a str,
@@ -288,6 +326,8 @@ pub(crate) struct CallRuntime {
     pub memo: Arc<AnswerMemo>,
     pub settings: Arc<ProviderSettings>,
     pub metrics: AiMetrics,
+    pub errors: Arc<ErrorLog>,
+    pub query_id: u64,
 }
 
 impl CallRuntime {
@@ -303,7 +343,7 @@ impl CallRuntime {
             Err(e) => {
                 return Err(Arc::new(CallError {
                     attempts: 0,
-                    error: crate::provider::ProviderError::Malformed {
+                    error: ProviderError::Malformed {
                         detail: format!("request could not be encoded: {e}"),
                     },
                 }));

@@ -30,10 +30,18 @@ use super::ai_call::{AiCall, AnswerMemo, CallRuntime};
 use super::metrics::AiMetrics;
 use crate::config::BlossomOptions;
 use crate::dispatch::Dispatcher;
+use crate::error_log::ErrorLog;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
 /// 16 × `blossom.max_concurrency` when that is larger.
 const MIN_ROWS_IN_FLIGHT: usize = 1024;
+
+/// Where a query's failed rows go: the session's error log, under the query's number.
+#[derive(Debug, Clone)]
+pub(crate) struct QueryScope {
+    pub errors: Arc<ErrorLog>,
+    pub query_id: u64,
+}
 
 /// Evaluates AI calls over its input, appending one column per call.
 ///
@@ -48,6 +56,7 @@ pub struct AiExec {
     calls: Vec<AiCall>,
     dispatcher: Arc<Dispatcher>,
     memo: Arc<AnswerMemo>,
+    scope: QueryScope,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -58,6 +67,7 @@ impl AiExec {
         calls: Vec<AiCall>,
         dispatcher: Arc<Dispatcher>,
         memo: Arc<AnswerMemo>,
+        scope: QueryScope,
     ) -> Result<Self> {
         let input_schema = input.schema();
         let fields: Fields = input_schema
@@ -76,6 +86,7 @@ impl AiExec {
             calls,
             dispatcher,
             memo,
+            scope,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -175,6 +186,7 @@ impl ExecutionPlan for AiExec {
             self.calls.clone(),
             Arc::clone(&self.dispatcher),
             Arc::clone(&self.memo),
+            self.scope.clone(),
         )?))
     }
 
@@ -207,6 +219,8 @@ impl ExecutionPlan for AiExec {
             memo: Arc::clone(&self.memo),
             settings,
             metrics: AiMetrics::new(&self.metrics, partition),
+            errors: Arc::clone(&self.scope.errors),
+            query_id: self.scope.query_id,
         };
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(PipelinedStream {

@@ -4,6 +4,7 @@
 //! work. In a filter, the conditions without AI calls run first.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::config::ConfigOptions;
@@ -19,8 +20,9 @@ use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use super::ai_call::{AiCall, AnswerMemo, Guard, Truth};
-use super::ai_exec::AiExec;
+use super::ai_exec::{AiExec, QueryScope};
 use crate::dispatch::Dispatcher;
+use crate::error_log::ErrorLog;
 
 /// Finished answers a query remembers for deduplication (older ones are forgotten).
 const QUERY_MEMO_CAPACITY: usize = 200_000;
@@ -30,12 +32,19 @@ const QUERY_MEMO_CAPACITY: usize = 200_000;
 #[derive(Debug)]
 pub struct PlanAiCalls {
     dispatcher: Arc<Dispatcher>,
+    errors: Arc<ErrorLog>,
+    queries: AtomicU64,
 }
 
 impl PlanAiCalls {
-    /// The rule for a session whose calls go through `dispatcher`.
-    pub fn new(dispatcher: Arc<Dispatcher>) -> Self {
-        Self { dispatcher }
+    /// The rule for a session whose calls go through `dispatcher` and whose failed rows
+    /// go to `errors`.
+    pub fn new(dispatcher: Arc<Dispatcher>, errors: Arc<ErrorLog>) -> Self {
+        Self {
+            dispatcher,
+            errors,
+            queries: AtomicU64::new(0),
+        }
     }
 }
 
@@ -46,9 +55,14 @@ impl PhysicalOptimizerRule for PlanAiCalls {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let memo = Arc::new(AnswerMemo::new(QUERY_MEMO_CAPACITY));
+        let scope = QueryScope {
+            errors: Arc::clone(&self.errors),
+            query_id: self.queries.fetch_add(1, Ordering::Relaxed) + 1,
+        };
         let planner = Planner {
             dispatcher: &self.dispatcher,
             memo: &memo,
+            scope: &scope,
         };
         plan.transform_up(|node| planner.rewrite(node)).data()
     }
@@ -70,6 +84,7 @@ type GuardedCall = (Arc<dyn PhysicalExpr>, Vec<Guard>);
 struct Planner<'a> {
     dispatcher: &'a Arc<Dispatcher>,
     memo: &'a Arc<AnswerMemo>,
+    scope: &'a QueryScope,
 }
 
 impl Planner<'_> {
@@ -188,6 +203,7 @@ impl Planner<'_> {
                 calls,
                 Arc::clone(self.dispatcher),
                 Arc::clone(self.memo),
+                self.scope.clone(),
             )?);
         }
     }
