@@ -60,18 +60,34 @@ impl StatsSnapshot {
     /// What happened between `before` and this snapshot (`in_flight` is this one's).
     pub fn since(&self, before: &StatsSnapshot) -> StatsSnapshot {
         StatsSnapshot {
-            rows: self.rows.saturating_sub(before.rows),
-            rows_done: self.rows_done.saturating_sub(before.rows_done),
-            failed_rows: self.failed_rows.saturating_sub(before.failed_rows),
-            dedup_hits: self.dedup_hits.saturating_sub(before.dedup_hits),
-            cache_hits: self.cache_hits.saturating_sub(before.cache_hits),
-            requests: self.requests.saturating_sub(before.requests),
-            retries: self.retries.saturating_sub(before.retries),
             in_flight: self.in_flight,
-            prompt_tokens: self.prompt_tokens.saturating_sub(before.prompt_tokens),
-            completion_tokens: self
-                .completion_tokens
-                .saturating_sub(before.completion_tokens),
+            ..self.combine(before, u64::saturating_sub)
+        }
+    }
+
+    /// The counts of this snapshot and `other` added up (`in_flight` is this one's), to
+    /// total several statements.
+    pub fn plus(&self, other: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            in_flight: self.in_flight,
+            ..self.combine(other, u64::saturating_add)
+        }
+    }
+
+    /// Every counter of `self` and `other` combined with `op`: the one place that lists
+    /// the fields, so a new counter cannot be forgotten by `since` or `plus`.
+    fn combine(&self, other: &StatsSnapshot, op: fn(u64, u64) -> u64) -> StatsSnapshot {
+        StatsSnapshot {
+            rows: op(self.rows, other.rows),
+            rows_done: op(self.rows_done, other.rows_done),
+            failed_rows: op(self.failed_rows, other.failed_rows),
+            dedup_hits: op(self.dedup_hits, other.dedup_hits),
+            cache_hits: op(self.cache_hits, other.cache_hits),
+            requests: op(self.requests, other.requests),
+            retries: op(self.retries, other.retries),
+            in_flight: op(self.in_flight, other.in_flight),
+            prompt_tokens: op(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens: op(self.completion_tokens, other.completion_tokens),
         }
     }
 }

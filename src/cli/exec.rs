@@ -201,18 +201,7 @@ impl Run {
     pub fn ai_totals(&self) -> StatsSnapshot {
         self.statements
             .iter()
-            .fold(StatsSnapshot::default(), |mut total, s| {
-                total.rows += s.ai.rows;
-                total.rows_done += s.ai.rows_done;
-                total.failed_rows += s.ai.failed_rows;
-                total.dedup_hits += s.ai.dedup_hits;
-                total.cache_hits += s.ai.cache_hits;
-                total.requests += s.ai.requests;
-                total.retries += s.ai.retries;
-                total.prompt_tokens += s.ai.prompt_tokens;
-                total.completion_tokens += s.ai.completion_tokens;
-                total
-            })
+            .fold(StatsSnapshot::default(), |total, s| total.plus(&s.ai))
     }
 
     /// Fails when the run has more failed rows than allowed.
