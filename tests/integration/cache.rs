@@ -108,12 +108,9 @@ async fn expired_answers_are_asked_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_never_stored() {
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            payment_required: 1.0,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        payment_required: 1.0,
+        ..FaultConfig::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::process::Output;
 
 use blossom_sql::sim::{FaultConfig, SimConfig};
 
-use crate::common::{blossom_command, simulator};
+use crate::common::{blossom_command, faulty_simulator, simulator};
 
 const MAIN_QUERY: &str = "SELECT id, sentiment(text) AS s, enhance(text) AS e FROM '{file}' WHERE lang = 'en' ORDER BY id";
 
@@ -281,12 +281,9 @@ fn the_report_describes_the_run_and_failed_rows_can_fail_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_failed_rows_than_allowed_exits_3() {
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            server_error: 0.5,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        server_error: 0.5,
+        ..FaultConfig::default()
     })
     .await;
     let base = sim.base_url();
@@ -345,12 +342,9 @@ fn an_unreadable_csv_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_never_shows_even_in_trace_logs() {
     let secret = "sk_cli_secret_do_not_print";
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            server_error: 1.0,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        server_error: 1.0,
+        ..FaultConfig::default()
     })
     .await;
     let base = sim.base_url();

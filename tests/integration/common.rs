@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use blossom_sql::BlossomSessionBuilder;
-use blossom_sql::sim::{SimConfig, Simulator};
+use blossom_sql::sim::{FaultConfig, SimConfig, Simulator};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result;
@@ -13,6 +13,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 /// A simulator with `config`, started on 127.0.0.1.
 pub async fn simulator(config: SimConfig) -> Simulator {
     Simulator::start(config).await.expect("simulator starts")
+}
+
+/// A simulator with no latency that injects `faults`.
+pub async fn faulty_simulator(faults: FaultConfig) -> Simulator {
+    simulator(SimConfig {
+        faults,
+        ..SimConfig::default()
+    })
+    .await
 }
 
 /// A session on `sim` with fast retries, one partition, no persistent response cache

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use blossom_sql::sim::{FaultConfig, SimConfig, Simulator};
 
-use crate::common::{blossom_command, simulator};
+use crate::common::{blossom_command, faulty_simulator, simulator};
 
 /// The bundled reviews have 300 rows.
 const REVIEWS: usize = 300;
@@ -353,12 +353,9 @@ async fn convert_against(sim: &Simulator, args: Vec<String>) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_provider_leaves_no_output_and_an_old_output_untouched() {
     // 402 is never retried, so each run fails at once.
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            payment_required: 1.0,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        payment_required: 1.0,
+        ..FaultConfig::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

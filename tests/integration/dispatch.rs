@@ -126,16 +126,13 @@ async fn every_fault_kind_is_retried_until_all_values_are_right() {
 
 /// One row whose first attempt gets a 429 asking for 1 s; backoff alone would wait 5 ms.
 async fn elapsed_with_one_429(in_header: bool, in_body: bool) -> (Duration, u64) {
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            rate_limited: 1.0,
-            max_faults: Some(1),
-            retry_after: Duration::from_secs(1),
-            retry_after_in_header: in_header,
-            retry_after_in_body: in_body,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        rate_limited: 1.0,
+        max_faults: Some(1),
+        retry_after: Duration::from_secs(1),
+        retry_after_in_header: in_header,
+        retry_after_in_body: in_body,
+        ..FaultConfig::default()
     })
     .await;
     let ctx = session(&sim, &[]);
@@ -176,12 +173,9 @@ async fn unauthorized_and_payment_required_are_not_retried() {
     assert!(err.contains("HTTP 401"), "{err}");
     assert!(!err.contains("sk_wrong_key_123"), "the key leaked: {err}");
 
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            payment_required: 1.0,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        payment_required: 1.0,
+        ..FaultConfig::default()
     })
     .await;
     let ctx = session(&sim, &[("max_retries", "5")]);

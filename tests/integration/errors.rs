@@ -44,12 +44,9 @@ async fn a_failed_row_fails_the_query_by_default_naming_function_input_and_cause
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_error_null_gives_null_for_failed_rows_and_keeps_every_row() {
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            server_error: 0.5,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        server_error: 0.5,
+        ..FaultConfig::default()
     })
     .await;
     let ctx = session(&sim, &[("max_retries", "0"), ("on_error", "null")]);
@@ -97,13 +94,10 @@ async fn a_provider_that_is_down_is_named_after_the_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_provider_times_out_and_says_so() {
-    let sim = simulator(SimConfig {
-        faults: FaultConfig {
-            hang: 1.0,
-            hang_for: Duration::from_secs(5),
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
+    let sim = faulty_simulator(FaultConfig {
+        hang: 1.0,
+        hang_for: Duration::from_secs(5),
+        ..FaultConfig::default()
     })
     .await;
     let ctx = session(&sim, &[("max_retries", "1"), ("request_timeout", "0.2")]);
