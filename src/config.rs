@@ -44,8 +44,8 @@ const OPTIONS: &[(&str, &str)] = &[
         "Sampling temperature sent with each request; empty leaves it to the provider",
     ),
     (
-        "max_tokens",
-        "Largest answer, in tokens, asked of the provider; empty leaves it to the provider",
+        "max_answer_tokens",
+        "Largest answer, in tokens, asked of the provider (sent as max_tokens); empty leaves it to the provider",
     ),
     (
         "request_timeout",
@@ -82,6 +82,14 @@ const OPTIONS: &[(&str, &str)] = &[
     (
         "cache_ttl",
         "Seconds a cached answer stays valid; older ones are asked again and overwritten; empty means they never expire",
+    ),
+    (
+        "max_requests",
+        "Budget of one query: provider requests (retries included) it may send before it stops with an error; empty means no budget",
+    ),
+    (
+        "max_tokens",
+        "Budget of one query: tokens (prompt plus answer, as the provider reports them) it may spend before it stops with an error; empty means no budget",
     ),
 ];
 
@@ -295,8 +303,8 @@ pub struct BlossomOptions {
     pub api_key: ApiKey,
     /// `blossom.temperature`
     pub temperature: Option<f64>,
-    /// `blossom.max_tokens`
-    pub max_tokens: Option<u32>,
+    /// `blossom.max_answer_tokens`
+    pub max_answer_tokens: Option<u32>,
     /// `blossom.request_timeout`, in seconds.
     pub request_timeout_secs: f64,
     /// `blossom.max_concurrency`; `None` means the preset's.
@@ -315,6 +323,10 @@ pub struct BlossomOptions {
     pub cache: CacheSetting,
     /// `blossom.cache_ttl`, in seconds; `None` means cached answers never expire.
     pub cache_ttl_secs: Option<f64>,
+    /// `blossom.max_requests`: the request budget of one query; `None` means none.
+    pub max_requests: Option<u64>,
+    /// `blossom.max_tokens`: the token budget of one query; `None` means none.
+    pub max_tokens: Option<u64>,
 }
 
 impl Default for BlossomOptions {
@@ -325,7 +337,7 @@ impl Default for BlossomOptions {
             model: None,
             api_key: ApiKey::default(),
             temperature: None,
-            max_tokens: None,
+            max_answer_tokens: None,
             request_timeout_secs: 60.0,
             max_concurrency: None,
             requests_per_minute: None,
@@ -335,6 +347,8 @@ impl Default for BlossomOptions {
             on_error: OnError::Fail,
             cache: CacheSetting::UserDefault,
             cache_ttl_secs: None,
+            max_requests: None,
+            max_tokens: None,
         }
     }
 }
@@ -396,8 +410,8 @@ impl BlossomOptions {
                 })
                 .map_err(bad)?
             }
-            "max_tokens" => {
-                self.max_tokens = parse_optional(trimmed, |n: u32| {
+            "max_answer_tokens" => {
+                self.max_answer_tokens = parse_optional(trimmed, |n: u32| {
                     (n > 0).then_some(n).ok_or("must be a positive integer")
                 })
                 .map_err(bad)?
@@ -449,6 +463,22 @@ impl BlossomOptions {
                 })
                 .map_err(bad)?
             }
+            "max_requests" => {
+                self.max_requests = parse_optional(trimmed, |n: u64| {
+                    (n > 0)
+                        .then_some(n)
+                        .ok_or("must be a positive integer (empty: no budget)")
+                })
+                .map_err(bad)?
+            }
+            "max_tokens" => {
+                self.max_tokens = parse_optional(trimmed, |n: u64| {
+                    (n > 0)
+                        .then_some(n)
+                        .ok_or("must be a positive integer (empty: no budget)")
+                })
+                .map_err(bad)?
+            }
             _ => {
                 let known: Vec<String> = OPTIONS
                     .iter()
@@ -474,7 +504,7 @@ impl BlossomOptions {
             "model" => self.model.clone(),
             "api_key" => self.api_key.is_set().then(|| self.api_key.to_string()),
             "temperature" => opt(&self.temperature),
-            "max_tokens" => opt(&self.max_tokens),
+            "max_answer_tokens" => opt(&self.max_answer_tokens),
             "request_timeout" => Some(self.request_timeout_secs.to_string()),
             "max_concurrency" => opt(&self.max_concurrency),
             "requests_per_minute" => opt(&self.requests_per_minute),
@@ -484,6 +514,8 @@ impl BlossomOptions {
             "on_error" => Some(self.on_error.to_string()),
             "cache" => Some(self.cache.to_string()),
             "cache_ttl" => opt(&self.cache_ttl_secs),
+            "max_requests" => opt(&self.max_requests),
+            "max_tokens" => opt(&self.max_tokens),
             _ => None,
         }
     }
@@ -547,7 +579,7 @@ impl BlossomOptions {
                 .unwrap_or_else(|| preset.model.to_string()),
             api_key: self.api_key.clone(),
             temperature: self.temperature,
-            max_tokens: self.max_tokens,
+            max_answer_tokens: self.max_answer_tokens,
             request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
             max_concurrency: self.max_concurrency.unwrap_or(preset.max_concurrency),
             requests_per_minute: self
@@ -561,6 +593,10 @@ impl BlossomOptions {
             on_error: self.on_error,
             cache_dir: self.cache.dir(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
+            budget: Budget {
+                max_requests: self.max_requests,
+                max_tokens: self.max_tokens,
+            },
         })
     }
 }
@@ -663,8 +699,8 @@ pub struct ProviderSettings {
     pub api_key: ApiKey,
     /// Sampling temperature, if set.
     pub temperature: Option<f64>,
-    /// Answer length limit, if set.
-    pub max_tokens: Option<u32>,
+    /// Answer length limit, if set (sent as the request's `max_tokens`).
+    pub max_answer_tokens: Option<u32>,
     /// Time limit of one request.
     pub request_timeout: Duration,
     /// Requests in flight at once.
@@ -683,6 +719,23 @@ pub struct ProviderSettings {
     pub cache_dir: Option<PathBuf>,
     /// How long a cached answer stays valid; `None` means forever.
     pub cache_ttl: Option<Duration>,
+    /// What one query may spend.
+    pub budget: Budget,
+}
+
+/// What one query may spend at the provider (`blossom.max_requests`,
+/// `blossom.max_tokens`); `None` means no limit.
+///
+/// ```sql
+/// SET blossom.max_requests = 500;
+/// SET blossom.max_tokens = 200000;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// Requests, retries included.
+    pub max_requests: Option<u64>,
+    /// Prompt plus answer tokens, as the provider reports them.
+    pub max_tokens: Option<u64>,
 }
 
 #[cfg(test)]

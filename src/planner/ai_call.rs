@@ -175,7 +175,7 @@ impl AiCall {
                     model: settings.model.clone(),
                     messages: self.function.messages(&args),
                     temperature: settings.temperature,
-                    max_tokens: settings.max_tokens,
+                    max_tokens: settings.max_answer_tokens,
                 };
                 Some(Row {
                     input: truncate_chars(
