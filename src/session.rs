@@ -12,8 +12,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::error_log::{ErrorLog, ErrorsTable};
+use crate::estimate::EstimateTable;
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
+use crate::query_metrics::{MetricsLog, MetricsTable};
 use crate::sim::Simulator;
 use crate::stats::SessionStats;
 
@@ -124,6 +126,7 @@ impl BlossomSessionBuilder {
     pub fn build(self) -> Result<SessionContext> {
         let stats = Arc::new(SessionStats::default());
         let errors = Arc::new(ErrorLog::default());
+        let metrics = Arc::new(MetricsLog::default());
         let dispatcher = Dispatcher::new(Arc::clone(&stats))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let config = self
@@ -131,12 +134,16 @@ impl BlossomSessionBuilder {
             .with_information_schema(true)
             .with_option_extension(self.options)
             .with_extension(stats)
-            .with_extension(Arc::clone(&errors));
+            .with_extension(Arc::clone(&errors))
+            .with_extension(Arc::clone(&metrics));
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
-        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![Arc::new(
-            PlanAiCalls::new(Arc::new(dispatcher), Arc::clone(&errors)),
-        )];
+        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+            vec![Arc::new(PlanAiCalls::new(
+                Arc::new(dispatcher),
+                Arc::clone(&errors),
+                Arc::clone(&metrics),
+            ))];
         rules.extend(PhysicalOptimizer::new().rules);
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -150,6 +157,8 @@ impl BlossomSessionBuilder {
             ctx.register_udf(udf);
         }
         ctx.register_udtf("blossom_errors", Arc::new(ErrorsTable::new(errors)));
+        ctx.register_udtf("blossom_metrics", Arc::new(MetricsTable::new(metrics)));
+        ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
     }
 }

@@ -1,6 +1,7 @@
 //! `blossom`: run SQL with LLM functions from the command line. All logic lives in
 //! [`blossom_sql::cli`].
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,6 +14,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = blossom_sql::cli::Args::parse();
     match blossom_sql::cli::run(args).await {

@@ -1,9 +1,12 @@
 //! The errors `blossom` exits with, each with its exit code: 1 a query failed, 2 the
-//! command line is wrong, 3 a limit was exceeded (more failed rows than allowed).
+//! command line is wrong, 3 a limit was exceeded (more failed rows than allowed, or a
+//! query's `blossom.max_requests` / `blossom.max_tokens` budget).
 
 use std::fmt;
 
 use datafusion::common::DataFusionError;
+
+use crate::dispatch::BudgetExceeded;
 
 /// Exit code of a failed query.
 pub const EXIT_QUERY: u8 = 1;
@@ -49,8 +52,23 @@ impl CliError {
 
 impl From<DataFusionError> for CliError {
     fn from(error: DataFusionError) -> Self {
-        Self::query(error)
+        match over_budget(&error) {
+            Some(exceeded) => Self::limit(exceeded.to_string()),
+            None => Self::query(error),
+        }
     }
+}
+
+/// The budget that stopped a query, wherever DataFusion wrapped it.
+fn over_budget(error: &DataFusionError) -> Option<&BudgetExceeded> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(exceeded) = error.downcast_ref::<BudgetExceeded>() {
+            return Some(exceeded);
+        }
+        current = error.source();
+    }
+    None
 }
 
 impl fmt::Display for CliError {

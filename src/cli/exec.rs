@@ -138,7 +138,7 @@ pub async fn run_sql(
             eprintln!("blossom: {line}");
         }
         run.record(text, elapsed, ai, &result);
-        result.map_err(CliError::query)?;
+        result.map_err(CliError::from)?;
         run.check_limits()?;
     }
     Ok(())

@@ -1,27 +1,48 @@
-//! The error of a request that failed for good: the last provider error and how many
-//! attempts were made.
+//! Why a call got no answer: the provider failed for good (the last error and how many
+//! attempts were made), or the query's budget would have been exceeded.
 
 use std::fmt;
 
+use super::budget::BudgetExceeded;
 use crate::provider::ProviderError;
 
-/// A request that still failed after its retries (or was not retryable).
+/// A request that still failed after its retries (or was not retryable), or was not sent
+/// because the query's budget would have been exceeded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CallError {
-    /// Attempts made, the first included.
-    pub attempts: u32,
-    /// The error of the last attempt.
-    pub error: ProviderError,
+pub enum CallError {
+    /// The provider failed for good.
+    Failed {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The error of the last attempt.
+        error: ProviderError,
+    },
+    /// The query's budget stops it; no row is to blame.
+    OverBudget(BudgetExceeded),
+    /// Not sent because the query is only being estimated (`blossom_estimate`).
+    DryRun,
+}
+
+impl CallError {
+    /// Attempts made.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Failed { attempts, .. } => *attempts,
+            Self::OverBudget(_) | Self::DryRun => 0,
+        }
+    }
 }
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = if self.attempts == 1 { "" } else { "s" };
-        write!(
-            f,
-            "{} (after {} attempt{plural})",
-            self.error, self.attempts
-        )
+        match self {
+            Self::Failed { attempts, error } => {
+                let plural = if *attempts == 1 { "" } else { "s" };
+                write!(f, "{error} (after {attempts} attempt{plural})")
+            }
+            Self::OverBudget(exceeded) => exceeded.fmt(f),
+            Self::DryRun => f.write_str("not sent: the query is only being estimated"),
+        }
     }
 }
 

@@ -44,8 +44,9 @@ impl Limits {
             && self.requests_per_minute == settings.requests_per_minute
     }
 
-    /// Waits for a free slot, the end of any cool-down, and the rate limit.
-    pub(crate) async fn acquire(&self) -> SemaphorePermit<'_> {
+    /// Waits for a free slot, the end of any cool-down, and the rate limit; also says how
+    /// long it waited for the latter two (the wait for a slot is not throttling).
+    pub(crate) async fn acquire(&self) -> (SemaphorePermit<'_>, Duration) {
         // The semaphore is never closed, so acquire cannot fail; fall back to a fresh
         // wait rather than panic if that ever changes.
         let permit = loop {
@@ -54,6 +55,7 @@ impl Limits {
             }
             tokio::task::yield_now().await;
         };
+        let throttle_start = Instant::now();
         loop {
             let until = *self
                 .cool_down_until
@@ -74,7 +76,7 @@ impl Limits {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        permit
+        (permit, throttle_start.elapsed())
     }
 
     /// Makes every request wait `wait` from now before it starts.

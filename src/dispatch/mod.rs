@@ -2,20 +2,26 @@
 //! requests in flight, a shared requests-per-minute limit, retries with backoff, and
 //! single-flight deduplication of identical requests within a query, and the persistent
 //! response cache (`blossom.cache`) that answers repeated requests across queries and
-//! processes. It knows chat requests, not SQL.
+//! processes, and per-query budgets. It knows chat requests, not SQL.
 
+mod budget;
 mod cache;
 mod error;
 mod limits;
 mod memo;
+mod observer;
 mod retry;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use tracing::Instrument;
+
+pub use budget::{BudgetExceeded, QueryBudget, Reservation};
 pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, ResponseCache};
 pub use error::CallError;
 pub use memo::QueryMemo;
+pub use observer::{CallObserver, Unobserved};
 
 use crate::config::ProviderSettings;
 use crate::provider::{ChatAnswer, ChatClient, ChatRequest, ProviderError};
@@ -111,24 +117,41 @@ impl Dispatcher {
         cache
     }
 
-    /// Sends one request under the session's limits, retrying what is retryable.
+    /// Sends one request under the session's limits, retrying what is retryable, and
+    /// reports each attempt to `observer`.
     ///
     /// Waits as long as the provider's `Retry-After` (or `retryAfterSeconds`) asks and
     /// makes every other request of the session wait too; otherwise backs off
-    /// exponentially with jitter. 400, 401, 402 and 403 are never retried.
+    /// exponentially with jitter. 400, 401, 402 and 403 are never retried. Before each
+    /// attempt it is charged to the observer's budget; an attempt that would exceed it
+    /// is not sent ([`CallError::OverBudget`]).
     pub async fn call(
         &self,
         settings: &ProviderSettings,
         request: &ChatRequest,
+        observer: &dyn CallObserver,
     ) -> Result<Answered, CallError> {
         let limits = self.limits_for(settings);
         let mut backoff = Backoff::new(settings);
+        let prompt_chars = request.prompt_chars();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = {
-                let _permit = limits.acquire().await;
+            let span = tracing::debug_span!(
+                "request",
+                url = %settings.chat_url,
+                model = %request.model,
+                attempt = attempts,
+            );
+            let result = async {
+                let (_permit, throttled) = limits.acquire().await;
+                if !throttled.is_zero() {
+                    observer.throttled(throttled);
+                }
+                let reservation = observer::reserve(observer, prompt_chars, request.max_tokens)
+                    .map_err(CallError::OverBudget)?;
                 self.stats.request_started(attempts > 1);
+                let started = std::time::Instant::now();
                 let result = self
                     .client
                     .complete(
@@ -138,15 +161,32 @@ impl Dispatcher {
                         request,
                     )
                     .await;
-                let usage = result
-                    .as_ref()
-                    .ok()
-                    .and_then(|a| a.usage)
-                    .unwrap_or_default();
+                let latency = started.elapsed();
+                let usage = result.as_ref().ok().and_then(|a| a.usage);
+                if let (Some(budget), Some(reservation)) = (observer.budget(), reservation) {
+                    budget.settle(reservation, usage);
+                }
+                observer.attempt_finished(latency, usage, result.as_ref().err());
+                let usage = usage.unwrap_or_default();
                 self.stats
                     .request_finished(usage.prompt_tokens, usage.completion_tokens);
-                result
-            };
+                match &result {
+                    Ok(_) => tracing::debug!(
+                        latency_ms = latency.as_millis() as u64,
+                        prompt_tokens = usage.prompt_tokens,
+                        completion_tokens = usage.completion_tokens,
+                        "answered"
+                    ),
+                    Err(error) => tracing::debug!(
+                        latency_ms = latency.as_millis() as u64,
+                        class = error.class(),
+                        "failed: {error}"
+                    ),
+                }
+                Ok(result)
+            }
+            .instrument(span)
+            .await?;
             let error = match result {
                 Ok(answer) => return Ok(Answered { answer, attempts }),
                 Err(error) => error,
@@ -158,7 +198,7 @@ impl Dispatcher {
                     class = error.class(),
                     "request failed for good: {error}"
                 );
-                return Err(CallError { attempts, error });
+                return Err(CallError::Failed { attempts, error });
             }
             let wait = match error.retry_after() {
                 Some(asked) => {
@@ -167,6 +207,10 @@ impl Dispatcher {
                 }
                 None => backoff.next_delay(),
             };
+            observer.retrying(error.class());
+            if error.class() == "rate_limited" {
+                observer.throttled(wait);
+            }
             tracing::debug!(
                 url = %settings.chat_url,
                 attempt = attempts,

@@ -12,6 +12,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result, ScalarValue, internal_datafusion_err};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
+use tracing::Instrument;
 
 use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
@@ -19,6 +20,7 @@ use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf};
 use crate::provider::{ChatAnswer, ChatRequest, ProviderError, truncate_chars};
+use crate::query_metrics::{FunctionMetrics, QueryMetrics};
 
 /// Answers of one query, deduplicated by request.
 pub(crate) type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
@@ -120,6 +122,11 @@ impl AiCall {
         }))
     }
 
+    /// The AI function's SQL name.
+    pub(crate) fn function_name(&self) -> &'static str {
+        self.function.name()
+    }
+
     /// Which rows the guards let through.
     fn selected_rows(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
         let mut selected = vec![true; batch.num_rows()];
@@ -198,11 +205,17 @@ impl AiCall {
         let rows = self.requests(batch, &runtime.settings, &runtime.metrics)?;
         let asked = rows.iter().flatten().count();
         runtime.metrics.rows.add(asked);
+        let function_metrics = runtime.query.function(self.function.name());
+        function_metrics.rows(asked as u64);
         let stats = runtime.dispatcher.stats();
-        stats.rows_started(asked as u64);
+        // An estimate is not work the session's progress and totals should show.
+        if !runtime.dry_run {
+            stats.rows_started(asked as u64);
+        }
+        let function_metrics = &function_metrics;
         let answers = join_all(rows.iter().map(|row| async move {
             match row {
-                Some(row) => Some(runtime.answer(&row.request).await),
+                Some(row) => Some(runtime.answer(&row.request, function_metrics).await),
                 None => None,
             }
         }))
@@ -210,6 +223,13 @@ impl AiCall {
         let null = ScalarValue::try_from(self.field.data_type())?;
         let mut values = Vec::with_capacity(rows.len());
         let mut failed = 0;
+        let finish = |failed: u64| {
+            if !runtime.dry_run {
+                stats.rows_finished(asked as u64, failed);
+            }
+            runtime.metrics.failures.add(failed as usize);
+            function_metrics.failed_rows(failed);
+        };
         for (row, answer) in rows.iter().zip(answers) {
             let (Some(row), Some(answer)) = (row, answer) else {
                 values.push(null.clone());
@@ -222,7 +242,17 @@ impl AiCall {
                     attempts: None,
                     message: why,
                 }),
-                Err(error) => Err(Cause::of(&error)),
+                Err(error) => match error.as_ref() {
+                    CallError::OverBudget(exceeded) => {
+                        finish(failed);
+                        return Err(DataFusionError::External(Box::new(exceeded.clone())));
+                    }
+                    CallError::DryRun => {
+                        values.push(null.clone());
+                        continue;
+                    }
+                    CallError::Failed { .. } => Err(Cause::of(&error)),
+                },
             };
             match outcome {
                 Ok(value) => values.push(value),
@@ -234,7 +264,7 @@ impl AiCall {
                         why: &cause.message,
                     };
                     runtime.errors.record(RowError {
-                        query_id: runtime.query_id,
+                        query_id: runtime.query.query_id(),
                         function: self.function.name().to_string(),
                         input: row.input.clone(),
                         error_class: cause.class.to_string(),
@@ -244,8 +274,7 @@ impl AiCall {
                         at_unix_ms: now_unix_ms(),
                     });
                     if runtime.settings.on_error == OnError::Fail {
-                        stats.rows_finished(asked as u64, failed);
-                        runtime.metrics.failures.add(failed as usize);
+                        finish(failed);
                         return Err(DataFusionError::Execution(failure.to_string()));
                     }
                     tracing::warn!("{failure}; the row gets NULL (blossom.on_error = 'null')");
@@ -253,8 +282,7 @@ impl AiCall {
                 }
             }
         }
-        stats.rows_finished(asked as u64, failed);
-        runtime.metrics.failures.add(failed as usize);
+        finish(failed);
         if values.is_empty() {
             return Ok(new_empty_array(self.field.data_type()));
         }
@@ -289,13 +317,21 @@ struct Cause {
 
 impl Cause {
     fn of(error: &CallError) -> Self {
+        let (class, status) = match error {
+            CallError::Failed { error, .. } => (
+                error.class(),
+                match error {
+                    ProviderError::Status { status, .. } => Some(*status),
+                    _ => None,
+                },
+            ),
+            CallError::OverBudget(_) => ("over_budget", None),
+            CallError::DryRun => ("dry_run", None),
+        };
         Self {
-            class: error.error.class(),
-            status: match &error.error {
-                ProviderError::Status { status, .. } => Some(*status),
-                _ => None,
-            },
-            attempts: Some(error.attempts),
+            class,
+            status,
+            attempts: Some(error.attempts()),
             message: error.to_string(),
         }
     }
@@ -319,7 +355,8 @@ impl fmt::Display for RowFailure<'_> {
 }
 
 /// What the calls of one partition share: the dispatcher, the query's answers, the
-/// settings in force when it started, and the operator's metrics.
+/// settings in force when it started, the operator's metrics, and the query's metrics,
+/// budget and error log.
 #[derive(Debug, Clone)]
 pub(crate) struct CallRuntime {
     pub dispatcher: Arc<Dispatcher>,
@@ -327,7 +364,10 @@ pub(crate) struct CallRuntime {
     pub settings: Arc<ProviderSettings>,
     pub metrics: AiMetrics,
     pub errors: Arc<ErrorLog>,
-    pub query_id: u64,
+    pub query: Arc<QueryMetrics>,
+    /// Only estimating (`blossom_estimate`): answers come from the response cache or
+    /// are NULL, and nothing is sent.
+    pub dry_run: bool,
 }
 
 impl CallRuntime {
@@ -337,11 +377,12 @@ impl CallRuntime {
     async fn answer(
         &self,
         request: &ChatRequest,
+        function_metrics: &Arc<FunctionMetrics>,
     ) -> std::result::Result<Arc<ChatAnswer>, Arc<CallError>> {
         let body = match serde_json::to_string(request) {
             Ok(body) => body,
             Err(e) => {
-                return Err(Arc::new(CallError {
+                return Err(Arc::new(CallError::Failed {
                     attempts: 0,
                     error: ProviderError::Malformed {
                         detail: format!("request could not be encoded: {e}"),
@@ -357,32 +398,51 @@ impl CallRuntime {
         let dispatcher = Arc::clone(&self.dispatcher);
         let settings = Arc::clone(&self.settings);
         let metrics = self.metrics.clone();
+        let observer = Arc::clone(function_metrics);
+        let dry_run = self.dry_run;
         let request = request.clone();
+        let span = tracing::debug_span!(
+            "ai_call",
+            query_id = self.query.query_id(),
+            function = observer.function(),
+        );
         let (result, shared) = self
             .memo
-            .get_or_call(key, async move {
-                if let Some((cache, key)) = &cache
-                    && let Some(answer) = cache.get(key, settings.cache_ttl)
-                {
-                    metrics.cache_hits.add(1);
-                    dispatcher.stats().cache_hit();
-                    return Ok(answer);
+            .get_or_call(
+                key,
+                async move {
+                    observer.unique_prompt();
+                    if let Some((cache, key)) = &cache
+                        && let Some(answer) = cache.get(key, settings.cache_ttl)
+                    {
+                        metrics.cache_hits.add(1);
+                        observer.cache_hit();
+                        dispatcher.stats().cache_hit();
+                        tracing::debug!("answered from the response cache");
+                        return Ok(answer);
+                    }
+                    if dry_run {
+                        observer.not_sent(request.prompt_chars());
+                        return Err(CallError::DryRun);
+                    }
+                    let result = dispatcher.call(&settings, &request, &*observer).await;
+                    let attempts = match &result {
+                        Ok(answered) => answered.attempts,
+                        Err(error) => error.attempts(),
+                    };
+                    metrics.requests.add(attempts as usize);
+                    metrics.retries.add(attempts.saturating_sub(1) as usize);
+                    if let (Ok(answered), Some((cache, key))) = (&result, cache) {
+                        cache.put(key, &answered.answer);
+                    }
+                    result.map(|answered| answered.answer)
                 }
-                let result = dispatcher.call(&settings, &request).await;
-                let attempts = match &result {
-                    Ok(answered) => answered.attempts,
-                    Err(error) => error.attempts,
-                };
-                metrics.requests.add(attempts as usize);
-                metrics.retries.add(attempts.saturating_sub(1) as usize);
-                if let (Ok(answered), Some((cache, key))) = (&result, cache) {
-                    cache.put(key, &answered.answer);
-                }
-                result.map(|answered| answered.answer)
-            })
+                .instrument(span),
+            )
             .await;
         if shared {
             self.metrics.dedup_hits.add(1);
+            function_metrics.dedup_hit();
             self.dispatcher.stats().dedup_hit();
         }
         result

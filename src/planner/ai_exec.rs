@@ -31,16 +31,19 @@ use super::metrics::AiMetrics;
 use crate::config::BlossomOptions;
 use crate::dispatch::Dispatcher;
 use crate::error_log::ErrorLog;
+use crate::estimate::DryRun;
+use crate::query_metrics::QueryMetrics;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
 /// 16 × `blossom.max_concurrency` when that is larger.
 const MIN_ROWS_IN_FLIGHT: usize = 1024;
 
-/// Where a query's failed rows go: the session's error log, under the query's number.
+/// What belongs to one query: its metrics and budget, and the session's error log its
+/// failed rows go to.
 #[derive(Debug, Clone)]
 pub(crate) struct QueryScope {
     pub errors: Arc<ErrorLog>,
-    pub query_id: u64,
+    pub metrics: Arc<QueryMetrics>,
 }
 
 /// Evaluates AI calls over its input, appending one column per call.
@@ -116,7 +119,12 @@ impl AiExec {
         ))
     }
 
-    /// The input plan.
+    /// The AI functions it calls, in order.
+    pub fn functions(&self) -> Vec<&'static str> {
+        self.calls.iter().map(AiCall::function_name).collect()
+    }
+
+    /// The operator's input.
     pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
         &self.input
     }
@@ -213,6 +221,7 @@ impl ExecutionPlan for AiExec {
             .cloned()
             .unwrap_or_default();
         let settings = Arc::new(options.resolve()?);
+        let dry_run = context.session_config().get_extension::<DryRun>();
         let rows_in_flight_limit = (settings.max_concurrency * 16).max(MIN_ROWS_IN_FLIGHT);
         let runtime = CallRuntime {
             dispatcher: Arc::clone(&self.dispatcher),
@@ -220,7 +229,11 @@ impl ExecutionPlan for AiExec {
             settings,
             metrics: AiMetrics::new(&self.metrics, partition),
             errors: Arc::clone(&self.scope.errors),
-            query_id: self.scope.query_id,
+            query: dry_run
+                .as_ref()
+                .map(|d| Arc::clone(d.query()))
+                .unwrap_or_else(|| Arc::clone(&self.scope.metrics)),
+            dry_run: dry_run.is_some(),
         };
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(PipelinedStream {

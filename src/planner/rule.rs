@@ -21,8 +21,10 @@ use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use super::ai_call::{AiCall, AnswerMemo, Guard, Truth};
 use super::ai_exec::{AiExec, QueryScope};
-use crate::dispatch::Dispatcher;
+use crate::config::{BlossomOptions, Budget};
+use crate::dispatch::{Dispatcher, QueryBudget};
 use crate::error_log::ErrorLog;
+use crate::query_metrics::{MetricsLog, QueryMetrics};
 
 /// Finished answers a query remembers for deduplication (older ones are forgotten).
 const QUERY_MEMO_CAPACITY: usize = 200_000;
@@ -33,16 +35,22 @@ const QUERY_MEMO_CAPACITY: usize = 200_000;
 pub struct PlanAiCalls {
     dispatcher: Arc<Dispatcher>,
     errors: Arc<ErrorLog>,
+    metrics: Arc<MetricsLog>,
     queries: AtomicU64,
 }
 
 impl PlanAiCalls {
-    /// The rule for a session whose calls go through `dispatcher` and whose failed rows
-    /// go to `errors`.
-    pub fn new(dispatcher: Arc<Dispatcher>, errors: Arc<ErrorLog>) -> Self {
+    /// The rule for a session whose calls go through `dispatcher`, whose failed rows go
+    /// to `errors` and whose per-query metrics go to `metrics`.
+    pub fn new(
+        dispatcher: Arc<Dispatcher>,
+        errors: Arc<ErrorLog>,
+        metrics: Arc<MetricsLog>,
+    ) -> Self {
         Self {
             dispatcher,
             errors,
+            metrics,
             queries: AtomicU64::new(0),
         }
     }
@@ -52,12 +60,24 @@ impl PhysicalOptimizerRule for PlanAiCalls {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let memo = Arc::new(AnswerMemo::new(QUERY_MEMO_CAPACITY));
+        let budget = config
+            .extensions
+            .get::<BlossomOptions>()
+            .map(|options| Budget {
+                max_requests: options.max_requests,
+                max_tokens: options.max_tokens,
+            })
+            .unwrap_or_default();
         let scope = QueryScope {
             errors: Arc::clone(&self.errors),
-            query_id: self.queries.fetch_add(1, Ordering::Relaxed) + 1,
+            metrics: Arc::new(QueryMetrics::new(
+                self.queries.fetch_add(1, Ordering::Relaxed) + 1,
+                QueryBudget::new(budget),
+                Arc::clone(&self.metrics),
+            )),
         };
         let planner = Planner {
             dispatcher: &self.dispatcher,

@@ -45,6 +45,16 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
 }
 
+impl ChatRequest {
+    /// The characters of all its messages: what token estimates are made from.
+    pub fn prompt_chars(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum()
+    }
+}
+
 /// Token counts from the provider's `usage`, when it sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct TokenUsage {

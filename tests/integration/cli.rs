@@ -340,7 +340,7 @@ fn an_unreadable_csv_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_key_never_shows_even_in_trace_logs() {
+async fn the_key_never_shows_even_in_request_spans_and_trace_logs() {
     let secret = "sk_cli_secret_do_not_print";
     let sim = faulty_simulator(FaultConfig {
         server_error: 1.0,
@@ -362,6 +362,28 @@ async fn the_key_never_shows_even_in_trace_logs() {
     assert!(everything.contains("HTTP 500"), "{everything}");
     assert!(!everything.contains(secret), "the key leaked");
     assert_eq!(sim.stats().requests, 2);
+    // One span per call and per attempt, with the outcome of each attempt.
+    // Three statements were planned before it (SET, SET, SHOW ALL), so it is query 4.
+    let call_span = r#"ai_call{query_id=4 function="sentiment"}"#;
+    for attempt in 1..=2 {
+        let span = format!(
+            "{call_span}:request{{url={base}/chat/completions model=",
+            base = sim.base_url()
+        );
+        let line = everything
+            .lines()
+            .find(|l| {
+                l.contains(&span)
+                    && l.contains(&format!("attempt={attempt}}}"))
+                    && l.contains("failed")
+            })
+            .unwrap_or_else(|| panic!("no span of attempt {attempt} in {everything}"));
+        assert!(line.contains("class=\"server_error\""), "{line}");
+        assert!(
+            !line.contains('\u{1b}'),
+            "no colour codes in a log file: {line}"
+        );
+    }
 }
 
 #[test]

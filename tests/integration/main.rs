@@ -1,11 +1,13 @@
 //! Integration tests: blossom sessions and the `blossom` binary against the bundled
 //! simulator over real TCP on 127.0.0.1. One test binary, one module per concern.
 
+mod budget;
 mod cache;
 mod cli;
 mod common;
 mod convert;
 mod dispatch;
 mod errors;
+mod estimate;
 mod pipeline;
 mod repl;

@@ -1,0 +1,508 @@
+//! Per-query, per-function metrics of AI calls, kept per session and queryable as the
+//! table `blossom_metrics()`: rows, unique prompts, cache and dedup hits, requests,
+//! retries by cause, failures, tokens, latency percentiles and time throttled.
+//!
+//! ```sql
+//! SELECT sentiment(text) FROM 'data/reviews.csv';
+//! SELECT query_id, function, rows, requests, latency_p95_ms FROM blossom_metrics();
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{Result, plan_err};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use hdrhistogram::Histogram;
+
+use crate::dispatch::{CallObserver, QueryBudget};
+use crate::error_log::now_unix_ms;
+use crate::provider::{ProviderError, TokenUsage};
+
+/// (query, function) entries kept; the oldest are dropped first.
+const CAPACITY: usize = 10_000;
+
+/// Latencies above this many microseconds (an hour) are recorded as an hour.
+const LATENCY_CEILING_US: u64 = 3_600_000_000;
+
+/// The metrics of a session's queries, one entry per query and AI function.
+#[derive(Debug, Default)]
+pub struct MetricsLog {
+    entries: Mutex<VecDeque<Arc<FunctionMetrics>>>,
+}
+
+impl MetricsLog {
+    fn register(&self, entry: Arc<FunctionMetrics>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// Every entry so far, oldest first.
+    pub fn entries(&self) -> Vec<Arc<FunctionMetrics>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn schema() -> SchemaRef {
+        let count = |name: &str| Field::new(name, DataType::UInt64, false);
+        let millis = |name: &str| Field::new(name, DataType::Float64, true);
+        Arc::new(Schema::new(vec![
+            count("query_id"),
+            Field::new("function", DataType::Utf8, false),
+            Field::new(
+                "started_at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            count("rows"),
+            count("unique_prompts"),
+            count("cache_hits"),
+            count("dedup_hits"),
+            count("requests"),
+            count("retries"),
+            count("retries_rate_limited"),
+            count("retries_server_error"),
+            count("retries_timeout"),
+            count("retries_connect"),
+            count("retries_other"),
+            count("failed_rows"),
+            count("input_tokens"),
+            count("output_tokens"),
+            millis("latency_p50_ms"),
+            millis("latency_p95_ms"),
+            millis("latency_max_ms"),
+            Field::new("throttled_ms", DataType::Float64, false),
+        ]))
+    }
+
+    fn batch(&self) -> Result<RecordBatch> {
+        let entries = self.entries();
+        let snapshots: Vec<Snapshot> = entries.iter().map(|e| e.snapshot()).collect();
+        let count = |f: fn(&Snapshot) -> u64| {
+            Arc::new(UInt64Array::from_iter_values(snapshots.iter().map(f))) as ArrayRef
+        };
+        let millis = |f: fn(&Snapshot) -> Option<f64>| {
+            Arc::new(Float64Array::from_iter(snapshots.iter().map(f))) as ArrayRef
+        };
+        let columns: Vec<ArrayRef> = vec![
+            count(|s| s.query_id),
+            Arc::new(StringArray::from_iter_values(
+                snapshots.iter().map(|s| s.function),
+            )),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(snapshots.iter().map(|s| s.started_at))
+                    .with_timezone("UTC"),
+            ),
+            count(|s| s.rows),
+            count(|s| s.unique_prompts),
+            count(|s| s.cache_hits),
+            count(|s| s.dedup_hits),
+            count(|s| s.requests),
+            count(|s| s.retries.iter().sum()),
+            count(|s| s.retries[Cause::RateLimited as usize]),
+            count(|s| s.retries[Cause::ServerError as usize]),
+            count(|s| s.retries[Cause::Timeout as usize]),
+            count(|s| s.retries[Cause::Connect as usize]),
+            count(|s| s.retries[Cause::Other as usize]),
+            count(|s| s.failed_rows),
+            count(|s| s.input_tokens),
+            count(|s| s.output_tokens),
+            millis(|s| s.latency_ms.map(|l| l.p50)),
+            millis(|s| s.latency_ms.map(|l| l.p95)),
+            millis(|s| s.latency_ms.map(|l| l.max)),
+            Arc::new(Float64Array::from_iter_values(
+                snapshots.iter().map(|s| s.throttled_ms),
+            )),
+        ];
+        Ok(RecordBatch::try_new(Self::schema(), columns)?)
+    }
+}
+
+/// The metrics of one query: its id, its budget, and one entry per AI function it calls,
+/// registered in the session's log when the function first runs.
+#[derive(Debug)]
+pub struct QueryMetrics {
+    query_id: u64,
+    started_at: i64,
+    log: Arc<MetricsLog>,
+    budget: QueryBudget,
+    functions: Mutex<Vec<Arc<FunctionMetrics>>>,
+}
+
+impl QueryMetrics {
+    /// The metrics of query `query_id`, spending against `budget`, to be listed in `log`.
+    pub fn new(query_id: u64, budget: QueryBudget, log: Arc<MetricsLog>) -> Self {
+        Self {
+            query_id,
+            started_at: now_unix_ms(),
+            log,
+            budget,
+            functions: Mutex::default(),
+        }
+    }
+
+    /// The query's number in its session, from 1.
+    pub fn query_id(&self) -> u64 {
+        self.query_id
+    }
+
+    /// The query's spending so far.
+    pub fn budget(&self) -> &QueryBudget {
+        &self.budget
+    }
+
+    /// Its entries so far, in the order they were first used.
+    pub fn functions(&self) -> Vec<Arc<FunctionMetrics>> {
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The entry of `function` in this query, made and listed on first use.
+    pub fn function(self: &Arc<Self>, function: &'static str) -> Arc<FunctionMetrics> {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = functions.iter().find(|f| f.function == function) {
+            return Arc::clone(existing);
+        }
+        let entry = Arc::new(FunctionMetrics {
+            query: Arc::clone(self),
+            function,
+            counters: Counters::default(),
+            latency_us: Mutex::new(new_histogram()),
+        });
+        functions.push(Arc::clone(&entry));
+        self.log.register(Arc::clone(&entry));
+        entry
+    }
+}
+
+/// A latency histogram from 1 µs to an hour, to 1% precision (about 20 KiB). `None`
+/// only if hdrhistogram refused these constant bounds, in which case latencies are not
+/// recorded rather than the query failing.
+fn new_histogram() -> Option<Histogram<u64>> {
+    Histogram::new_with_bounds(1, LATENCY_CEILING_US, 2).ok()
+}
+
+/// Why a request was retried, as `blossom_metrics()` counts it.
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    RateLimited,
+    ServerError,
+    Timeout,
+    Connect,
+    Other,
+}
+
+impl Cause {
+    const COUNT: usize = 5;
+
+    fn of(class: &str) -> Self {
+        match class {
+            "rate_limited" => Self::RateLimited,
+            "server_error" => Self::ServerError,
+            "timeout" => Self::Timeout,
+            "connect" => Self::Connect,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    rows: AtomicU64,
+    unique_prompts: AtomicU64,
+    cache_hits: AtomicU64,
+    dedup_hits: AtomicU64,
+    requests: AtomicU64,
+    retries: [AtomicU64; Cause::COUNT],
+    failed_rows: AtomicU64,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    throttled_us: AtomicU64,
+    not_sent: AtomicU64,
+    not_sent_prompt_chars: AtomicU64,
+}
+
+/// The metrics of one AI function within one query.
+#[derive(Debug)]
+pub struct FunctionMetrics {
+    query: Arc<QueryMetrics>,
+    function: &'static str,
+    counters: Counters,
+    latency_us: Mutex<Option<Histogram<u64>>>,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl FunctionMetrics {
+    /// The AI function's name.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// Rows that needed an answer (NULL, blank and guarded-off rows excluded).
+    pub(crate) fn rows(&self, n: u64) {
+        add(&self.counters.rows, n);
+    }
+
+    /// A prompt not asked before in this query.
+    pub(crate) fn unique_prompt(&self) {
+        add(&self.counters.unique_prompts, 1);
+    }
+
+    /// A prompt answered by the persistent response cache.
+    pub(crate) fn cache_hit(&self) {
+        add(&self.counters.cache_hits, 1);
+    }
+
+    /// A row answered by an identical request of the same query.
+    pub(crate) fn dedup_hit(&self) {
+        add(&self.counters.dedup_hits, 1);
+    }
+
+    /// Rows whose call failed for good.
+    pub(crate) fn failed_rows(&self, n: u64) {
+        add(&self.counters.failed_rows, n);
+    }
+
+    /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
+    /// characters.
+    pub(crate) fn not_sent(&self, prompt_chars: usize) {
+        add(&self.counters.not_sent, 1);
+        add(&self.counters.not_sent_prompt_chars, prompt_chars as u64);
+    }
+
+    /// The counters now, with latency percentiles.
+    pub fn snapshot(&self) -> Snapshot {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let latency = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |us: u64| us as f64 / 1_000.0;
+        Snapshot {
+            query_id: self.query.query_id,
+            function: self.function,
+            started_at: self.query.started_at,
+            rows: get(&c.rows),
+            unique_prompts: get(&c.unique_prompts),
+            cache_hits: get(&c.cache_hits),
+            dedup_hits: get(&c.dedup_hits),
+            requests: get(&c.requests),
+            retries: std::array::from_fn(|i| get(&c.retries[i])),
+            failed_rows: get(&c.failed_rows),
+            input_tokens: get(&c.input_tokens),
+            output_tokens: get(&c.output_tokens),
+            latency_ms: latency
+                .as_ref()
+                .filter(|l| !l.is_empty())
+                .map(|latency| Latency {
+                    p50: ms(latency.value_at_quantile(0.5)),
+                    p95: ms(latency.value_at_quantile(0.95)),
+                    max: ms(latency.max()),
+                }),
+            throttled_ms: ms(get(&c.throttled_us)),
+            not_sent: get(&c.not_sent),
+            not_sent_prompt_chars: get(&c.not_sent_prompt_chars),
+        }
+    }
+}
+
+impl CallObserver for FunctionMetrics {
+    fn budget(&self) -> Option<&QueryBudget> {
+        Some(&self.query.budget)
+    }
+
+    fn throttled(&self, waited: Duration) {
+        add(&self.counters.throttled_us, waited.as_micros() as u64);
+    }
+
+    fn attempt_finished(
+        &self,
+        latency: Duration,
+        usage: Option<TokenUsage>,
+        _error: Option<&ProviderError>,
+    ) {
+        add(&self.counters.requests, 1);
+        if let Some(usage) = usage {
+            add(&self.counters.input_tokens, usage.prompt_tokens);
+            add(&self.counters.output_tokens, usage.completion_tokens);
+        }
+        let us = (latency.as_micros() as u64).clamp(1, LATENCY_CEILING_US);
+        let mut histogram = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(histogram) = histogram.as_mut() {
+            histogram.saturating_record(us);
+        }
+    }
+
+    fn retrying(&self, class: &'static str) {
+        add(&self.counters.retries[Cause::of(class) as usize], 1);
+    }
+}
+
+/// Request latency percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+/// One row of `blossom_metrics()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The query's number in its session (as in `blossom_errors()`).
+    pub query_id: u64,
+    /// The AI function.
+    pub function: &'static str,
+    /// When the query was planned, in milliseconds since the Unix epoch.
+    pub started_at: i64,
+    /// Rows that needed an answer.
+    pub rows: u64,
+    /// Distinct requests among them.
+    pub unique_prompts: u64,
+    /// Distinct requests answered by the persistent response cache.
+    pub cache_hits: u64,
+    /// Rows answered by an identical request of the same query.
+    pub dedup_hits: u64,
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Retries, by cause: rate limited, server error, timeout, connect, other.
+    pub retries: [u64; Cause::COUNT],
+    /// Rows whose call failed for good.
+    pub failed_rows: u64,
+    /// Prompt tokens the provider reported.
+    pub input_tokens: u64,
+    /// Answer tokens the provider reported.
+    pub output_tokens: u64,
+    /// Latency of the requests sent; `None` when none was.
+    pub latency_ms: Option<Latency>,
+    /// Time requests waited for the rate limit or a provider-asked pause.
+    pub throttled_ms: f64,
+    /// Requests a dry run (`blossom_estimate`) would have sent.
+    pub not_sent: u64,
+    /// Their characters.
+    pub not_sent_prompt_chars: u64,
+}
+
+/// `blossom_metrics()`: the session's per-query, per-function metrics as a table.
+///
+/// ```sql
+/// SELECT function, sum(requests), sum(input_tokens + output_tokens)
+/// FROM blossom_metrics() GROUP BY function;
+/// ```
+#[derive(Debug)]
+pub struct MetricsTable {
+    log: Arc<MetricsLog>,
+}
+
+impl MetricsTable {
+    /// The table function over `log`.
+    pub fn new(log: Arc<MetricsLog>) -> Self {
+        Self { log }
+    }
+}
+
+impl TableFunctionImpl for MetricsTable {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return plan_err!("blossom_metrics() takes no arguments");
+        }
+        let batch = self.log.batch()?;
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
+    }
+}
+
+/// The metrics log of a session made by [`crate::BlossomSessionBuilder`].
+pub fn metrics_log(ctx: &SessionContext) -> Option<Arc<MetricsLog>> {
+    ctx.state().config().get_extension::<MetricsLog>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Budget;
+
+    fn query() -> (Arc<MetricsLog>, Arc<QueryMetrics>) {
+        let log = Arc::new(MetricsLog::default());
+        let query = Arc::new(QueryMetrics::new(
+            7,
+            QueryBudget::new(Budget::default()),
+            Arc::clone(&log),
+        ));
+        (log, query)
+    }
+
+    #[test]
+    fn one_entry_per_function_listed_on_first_use() {
+        let (log, query) = query();
+        assert!(log.entries().is_empty());
+        let a = query.function("sentiment");
+        let b = query.function("sentiment");
+        assert!(Arc::ptr_eq(&a, &b));
+        query.function("enhance");
+        let functions: Vec<_> = log.entries().iter().map(|e| e.function).collect();
+        assert_eq!(functions, ["sentiment", "enhance"]);
+    }
+
+    #[test]
+    fn latency_percentiles_and_retry_causes() {
+        let (_, query) = query();
+        let metrics = query.function("sentiment");
+        for ms in 1..=100 {
+            metrics.attempt_finished(
+                Duration::from_millis(ms),
+                Some(TokenUsage {
+                    prompt_tokens: 3,
+                    completion_tokens: 1,
+                }),
+                None,
+            );
+        }
+        metrics.retrying("rate_limited");
+        metrics.retrying("rate_limited");
+        metrics.retrying("server_error");
+        metrics.retrying("malformed");
+        metrics.throttled(Duration::from_millis(250));
+        let s = metrics.snapshot();
+        assert_eq!((s.query_id, s.requests), (7, 100));
+        assert_eq!((s.input_tokens, s.output_tokens), (300, 100));
+        assert_eq!(s.retries, [2, 1, 0, 0, 1]);
+        assert_eq!(s.throttled_ms, 250.0);
+        let latency = s.latency_ms.unwrap();
+        assert!((49.0..=51.0).contains(&latency.p50), "{latency:?}");
+        assert!((94.0..=96.0).contains(&latency.p95), "{latency:?}");
+        assert!((99.0..=101.0).contains(&latency.max), "{latency:?}");
+    }
+
+    #[test]
+    fn no_requests_means_no_latency() {
+        let (log, query) = query();
+        query.function("enhance").cache_hit();
+        let batch = log.batch().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        let p50 = batch.column_by_name("latency_p50_ms").unwrap();
+        assert!(p50.is_null(0));
+    }
+}
