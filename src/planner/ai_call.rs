@@ -10,6 +10,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result, ScalarValue, internal_datafusion_err};
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
 
@@ -17,8 +18,8 @@ use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
-use crate::functions::{AiFunction, AiUdf};
-use crate::provider::{ChatAnswer, ChatRequest, ProviderError, truncate_chars};
+use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
+use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError, truncate_chars};
 
 /// Answers of one query, deduplicated by request.
 pub(crate) type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
@@ -76,7 +77,10 @@ pub(crate) struct AiCall {
     /// Conditions that must all hold for a row to be asked about.
     pub guards: Vec<Guard>,
     function: Arc<dyn AiFunction>,
+    /// The arguments evaluated per row (the function's text parameters).
     args: Vec<Arc<dyn PhysicalExpr>>,
+    /// The call's literal arguments and options, checked and parsed once.
+    bound: Arc<BoundArgs>,
     pub field: FieldRef,
 }
 
@@ -104,6 +108,23 @@ impl AiCall {
         let call = expr
             .downcast_ref::<ScalarFunctionExpr>()
             .ok_or_else(|| internal_datafusion_err!("AI call is not a scalar function"))?;
+        let all_args = call.args();
+        let types = all_args
+            .iter()
+            .map(|arg| arg.data_type(input_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let literals: Vec<Option<&ScalarValue>> = all_args
+            .iter()
+            .map(|arg| arg.downcast_ref::<Literal>().map(Literal::value))
+            .collect();
+        let bound = function
+            .spec()
+            .bind(function.name(), &types, &literals, Stage::Physical)?;
+        let args = bound
+            .row_args
+            .iter()
+            .filter_map(|&i| all_args.get(i).cloned())
+            .collect();
         let field = expr
             .return_field(input_schema)?
             .as_ref()
@@ -115,7 +136,8 @@ impl AiCall {
             expr: Arc::clone(expr),
             guards,
             function: Arc::clone(function),
-            args: call.args().to_vec(),
+            args,
+            bound: Arc::new(bound),
             field: Arc::new(field),
         }))
     }
@@ -171,22 +193,62 @@ impl AiCall {
                 if args.first().is_some_and(|a| a.trim().is_empty()) {
                     return None;
                 }
-                let request = ChatRequest {
-                    model: settings.model.clone(),
-                    messages: self.function.messages(&args),
-                    temperature: settings.temperature,
-                    max_tokens: settings.max_answer_tokens,
-                };
+                let constants = &self.bound.constants;
+                let request = self.request(settings, self.function.messages(&args, constants));
+                let firmer = self
+                    .function
+                    .firmer_messages(&args, constants)
+                    .map(|messages| self.request(settings, messages));
                 Some(Row {
                     input: truncate_chars(
                         args.first().copied().unwrap_or_default(),
                         INPUT_EXCERPT_CHARS,
                     ),
                     request,
+                    firmer,
                 })
             })
             .collect();
         Ok(rows)
+    }
+
+    /// A request with the session settings, overridden by the call's options.
+    fn request(&self, settings: &ProviderSettings, messages: Vec<ChatMessage>) -> ChatRequest {
+        let options = &self.bound.options;
+        ChatRequest {
+            model: options
+                .model
+                .clone()
+                .unwrap_or_else(|| settings.model.clone()),
+            messages,
+            temperature: options.temperature.or(settings.temperature),
+            max_tokens: options.max_answer_tokens.or(settings.max_answer_tokens),
+        }
+    }
+
+    /// A row's value, or why it has none: the answer parsed, or, when the function
+    /// refuses it and has firmer messages, the answer to those parsed.
+    async fn outcome(&self, row: &Row, runtime: &CallRuntime) -> Result<ScalarValue, Cause> {
+        let constants = &self.bound.constants;
+        let answer = runtime
+            .answer(&row.request)
+            .await
+            .map_err(|e| Cause::of(&e))?;
+        let why = match self.function.parse(&answer.content, constants) {
+            Ok(value) => return Ok(value),
+            Err(why) => why,
+        };
+        let Some(firmer) = &row.firmer else {
+            return Err(Cause::invalid(why));
+        };
+        let answer = runtime.answer(firmer).await.map_err(|e| Cause::of(&e))?;
+        self.function
+            .parse(&answer.content, constants)
+            .map_err(|again| {
+                Cause::invalid(format!(
+                    "{again} (asked twice, the second time more firmly)"
+                ))
+            })
     }
 
     /// The column of this call's results for `batch`.
@@ -200,9 +262,9 @@ impl AiCall {
         runtime.metrics.rows.add(asked);
         let stats = runtime.dispatcher.stats();
         stats.rows_started(asked as u64);
-        let answers = join_all(rows.iter().map(|row| async move {
+        let outcomes = join_all(rows.iter().map(|row| async move {
             match row {
-                Some(row) => Some(runtime.answer(&row.request).await),
+                Some(row) => Some(self.outcome(row, runtime).await),
                 None => None,
             }
         }))
@@ -210,19 +272,10 @@ impl AiCall {
         let null = ScalarValue::try_from(self.field.data_type())?;
         let mut values = Vec::with_capacity(rows.len());
         let mut failed = 0;
-        for (row, answer) in rows.iter().zip(answers) {
-            let (Some(row), Some(answer)) = (row, answer) else {
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            let (Some(row), Some(outcome)) = (row, outcome) else {
                 values.push(null.clone());
                 continue;
-            };
-            let outcome = match answer {
-                Ok(answer) => self.function.parse(&answer.content).map_err(|why| Cause {
-                    class: "invalid_answer",
-                    status: None,
-                    attempts: None,
-                    message: why,
-                }),
-                Err(error) => Err(Cause::of(&error)),
             };
             match outcome {
                 Ok(value) => values.push(value),
@@ -273,10 +326,12 @@ impl fmt::Display for AiCall {
     }
 }
 
-/// One row's request, with the excerpt of its input that errors show.
+/// One row's request, with the excerpt of its input that errors show and the firmer
+/// request sent when the function refuses the first answer.
 struct Row {
     input: String,
     request: ChatRequest,
+    firmer: Option<ChatRequest>,
 }
 
 /// Why a row failed, as the error log records it.
@@ -288,6 +343,16 @@ struct Cause {
 }
 
 impl Cause {
+    /// An answer the function refused.
+    fn invalid(message: String) -> Self {
+        Self {
+            class: "invalid_answer",
+            status: None,
+            attempts: None,
+            message,
+        }
+    }
+
     fn of(error: &CallError) -> Self {
         Self {
             class: error.error.class(),
