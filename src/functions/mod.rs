@@ -2,12 +2,16 @@
 //! parser. They know nothing of HTTP; [`crate::planner`] runs them through the
 //! [`crate::dispatch::Dispatcher`].
 
+mod ai_filter;
 mod args;
+mod categorize;
 mod enhance;
 mod generate;
 mod insights;
 mod options;
 mod sentiment;
+mod summarize;
+mod translate;
 mod udf;
 
 use std::fmt::Debug;
@@ -17,12 +21,16 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, ScalarUDF};
 
+pub use ai_filter::AiFilter;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
+pub use categorize::Categorize;
 pub use enhance::Enhance;
 pub use generate::Generate;
 pub use insights::Insights;
 pub use options::{CallOptions, OPTION_KEYS};
 pub use sentiment::Sentiment;
+pub use summarize::Summarize;
+pub use translate::Translate;
 pub use udf::AiUdf;
 
 use crate::provider::ChatMessage;
@@ -91,6 +99,10 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Enhance),
         Arc::new(Insights),
         Arc::new(Sentiment),
+        Arc::new(Summarize),
+        Arc::new(Translate),
+        Arc::new(Categorize),
+        Arc::new(AiFilter),
     ]
 }
 
