@@ -5,7 +5,8 @@
 //! that simulator: `sim_requests()` (chat requests it received so far),
 //! `sim_peak_in_flight()`, `sim_reset()` (zeroes its counters, returns 0) and
 //! `sim_fault('<kind>', <rate>)` (sets a fault rate: server_error, rate_limited, hang,
-//! drop_connection, malformed_json, empty_content, payment_required; returns the kind).
+//! drop_connection, malformed_json, empty_content, payment_required; returns the kind)
+//! and `sim_model_requests('<model>')` (chat requests that asked for that model).
 //!
 //! `cargo test --test sqllogictests [-- FILTER]` runs the files whose name contains FILTER.
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use blossom_sql::BlossomSessionBuilder;
 use blossom_sql::sim::{SimConfig, Simulator};
-use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{
@@ -137,6 +138,23 @@ fn register_sim_functions(ctx: &SessionContext, sim: &Arc<Simulator>) {
         s.reset_stats();
         0
     }));
+    let sim_for_models = Arc::clone(sim);
+    ctx.register_udf(create_udf(
+        "sim_model_requests",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let models = as_string_array(&arrays[0])?;
+            let by_model = sim_for_models.stats().requests_by_model;
+            let counts: Int64Array = models
+                .iter()
+                .map(|model| model.map(|m| by_model.get(m).copied().unwrap_or(0) as i64))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(counts) as ArrayRef))
+        }),
+    ));
     let sim_for_faults = Arc::clone(sim);
     ctx.register_udf(create_udf(
         "sim_fault",

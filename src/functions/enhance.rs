@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Documentation;
 
-use super::{AiFunction, DOC_SECTION, text_answer};
+use super::{
+    AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, text_answer, with_options_argument,
+};
 use crate::provider::ChatMessage;
 
 const INSTRUCTION: &str = "You enhance texts: rewrite the text to be clearer, more complete \
@@ -20,8 +22,10 @@ and more engaging, keeping its meaning and its language. Answer with the enhance
 #[derive(Debug, Clone, Copy)]
 pub struct Enhance;
 
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text")]);
+
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    with_options_argument(Documentation::builder(
         DOC_SECTION,
         "Rewrites the text to be clearer, more complete and more engaging, keeping its meaning and language. NULL or empty text gives NULL without a request.",
         "enhance(text)",
@@ -29,7 +33,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_sql_example(
         "```sql\n> SELECT enhance('fast shipping works great');\n+---------------------------------------------------------------+\n| enhance(Utf8(\"fast shipping works great\"))                     |\n+---------------------------------------------------------------+\n| Shipping was fast, and the product works exactly as promised. |\n+---------------------------------------------------------------+\n```",
     )
-    .with_argument("text", "The text to enhance.")
+    .with_argument("text", "The text to enhance."))
     .build()
 });
 
@@ -38,19 +42,22 @@ impl AiFunction for Enhance {
         "enhance"
     }
 
-    fn arg_names(&self) -> &'static [&'static str] {
-        &["text"]
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
     }
 
     fn documentation(&self) -> &Documentation {
         &DOC
     }
 
-    fn messages(&self, args: &[&str]) -> Vec<ChatMessage> {
-        vec![ChatMessage::system(INSTRUCTION), ChatMessage::user(args[0])]
+    fn messages(&self, args: &[&str], _: &Constants) -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::system(INSTRUCTION),
+            ChatMessage::user(arg(args, 0)),
+        ]
     }
 
-    fn parse(&self, answer: &str) -> Result<ScalarValue, String> {
+    fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         text_answer(answer)
     }
 }

@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Documentation;
 
-use super::{AiFunction, DOC_SECTION, text_answer};
+use super::{
+    AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, text_answer, with_options_argument,
+};
 use crate::provider::ChatMessage;
 
 /// `generate(prompt)`: sends the prompt as it is and returns the model's answer.
@@ -17,8 +19,10 @@ use crate::provider::ChatMessage;
 #[derive(Debug, Clone, Copy)]
 pub struct Generate;
 
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("prompt")]);
+
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    with_options_argument(Documentation::builder(
         DOC_SECTION,
         "Asks the model the prompt as it is and returns its answer as text. NULL or empty prompts give NULL without a request.",
         "generate(prompt)",
@@ -26,7 +30,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_sql_example(
         "```sql\n> SELECT generate('Name a color. One word.');\n+------------------------------------------+\n| generate(Utf8(\"Name a color. One word.\")) |\n+------------------------------------------+\n| Blue                                     |\n+------------------------------------------+\n```",
     )
-    .with_argument("prompt", "The full prompt, as text.")
+    .with_argument("prompt", "The full prompt, as text."))
     .build()
 });
 
@@ -35,19 +39,19 @@ impl AiFunction for Generate {
         "generate"
     }
 
-    fn arg_names(&self) -> &'static [&'static str] {
-        &["prompt"]
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
     }
 
     fn documentation(&self) -> &Documentation {
         &DOC
     }
 
-    fn messages(&self, args: &[&str]) -> Vec<ChatMessage> {
-        vec![ChatMessage::user(args[0])]
+    fn messages(&self, args: &[&str], _: &Constants) -> Vec<ChatMessage> {
+        vec![ChatMessage::user(arg(args, 0))]
     }
 
-    fn parse(&self, answer: &str) -> Result<ScalarValue, String> {
+    fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         text_answer(answer)
     }
 }

@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Documentation;
 
-use super::{AiFunction, DOC_SECTION, text_answer};
+use super::{
+    AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, text_answer, with_options_argument,
+};
 use crate::provider::ChatMessage;
 
 const INSTRUCTION: &str = "You extract the key insights from a text. Answer with a short list \
@@ -19,8 +21,10 @@ of the key insights only, in the language of the text.";
 #[derive(Debug, Clone, Copy)]
 pub struct Insights;
 
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text")]);
+
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    with_options_argument(Documentation::builder(
         DOC_SECTION,
         "Extracts the key insights of the text as a short list. NULL or empty text gives NULL without a request.",
         "insights(text)",
@@ -28,7 +32,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_sql_example(
         "```sql\n> SELECT insights('Sales rose 12% while costs fell.');\n+---------------------------------------------------+\n| insights(Utf8(\"Sales rose 12% while costs fell.\")) |\n+---------------------------------------------------+\n| - Sales grew 12%  - Costs went down               |\n+---------------------------------------------------+\n```",
     )
-    .with_argument("text", "The text to analyse.")
+    .with_argument("text", "The text to analyse."))
     .build()
 });
 
@@ -37,19 +41,22 @@ impl AiFunction for Insights {
         "insights"
     }
 
-    fn arg_names(&self) -> &'static [&'static str] {
-        &["text"]
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
     }
 
     fn documentation(&self) -> &Documentation {
         &DOC
     }
 
-    fn messages(&self, args: &[&str]) -> Vec<ChatMessage> {
-        vec![ChatMessage::system(INSTRUCTION), ChatMessage::user(args[0])]
+    fn messages(&self, args: &[&str], _: &Constants) -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::system(INSTRUCTION),
+            ChatMessage::user(arg(args, 0)),
+        ]
     }
 
-    fn parse(&self, answer: &str) -> Result<ScalarValue, String> {
+    fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         text_answer(answer)
     }
 }

@@ -2,11 +2,16 @@
 //! parser. They know nothing of HTTP; [`crate::planner`] runs them through the
 //! [`crate::dispatch::Dispatcher`].
 
+mod ai_filter;
 mod args;
+mod categorize;
 mod enhance;
 mod generate;
 mod insights;
+mod options;
 mod sentiment;
+mod summarize;
+mod translate;
 mod udf;
 
 use std::fmt::Debug;
@@ -14,12 +19,18 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{DocSection, Documentation, ScalarUDF};
+use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, ScalarUDF};
 
+pub use ai_filter::AiFilter;
+pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
+pub use categorize::Categorize;
 pub use enhance::Enhance;
 pub use generate::Generate;
 pub use insights::Insights;
+pub use options::{CallOptions, OPTION_KEYS};
 pub use sentiment::Sentiment;
+pub use summarize::Summarize;
+pub use translate::Translate;
 pub use udf::AiUdf;
 
 use crate::provider::ChatMessage;
@@ -31,23 +42,46 @@ pub(crate) const DOC_SECTION: DocSection = DocSection {
     description: Some("Functions that ask a language model, one request per distinct input"),
 };
 
+/// What the `options` argument of every AI function documents.
+const OPTIONS_DOC: &str = "Optional, last: per-call options as a JSON object string literal, \
+e.g. '{\"model\": \"mistral\", \"temperature\": 0.2, \"max_answer_tokens\": 200}'. They override \
+the session's blossom.model, blossom.temperature and blossom.max_answer_tokens for this call.";
+
+/// Documents the optional `options` argument every AI function takes last.
+pub(crate) fn with_options_argument(builder: DocumentationBuilder) -> DocumentationBuilder {
+    builder.with_argument("options", OPTIONS_DOC)
+}
+
 /// One SQL function answered by a language model.
 ///
-/// A function turns its text arguments into chat messages and the model's answer into
-/// a value of its return type. NULL arguments give NULL without a request; so do empty
-/// (or blank) texts, which have nothing to ask about.
+/// A function turns one row's text arguments (and the call's literal arguments) into
+/// chat messages, and the model's answer into a value of its return type. NULL
+/// arguments give NULL without a request; so do empty (or blank) texts, which have
+/// nothing to ask about.
+///
+/// ```sql
+/// SELECT sentiment(text), categorize(text, 'bug', 'feature') FROM 'data/reviews.csv';
+/// ```
 pub trait AiFunction: Send + Sync + Debug + 'static {
     /// The SQL name.
     fn name(&self) -> &'static str;
 
-    /// Names of the text arguments, in order (all required).
-    fn arg_names(&self) -> &'static [&'static str];
+    /// The parameters, checked at planning time (see [`ArgSpec`]).
+    fn spec(&self) -> &'static ArgSpec;
 
     /// Description, syntax and SQL example, for `SHOW FUNCTIONS` and `information_schema`.
     fn documentation(&self) -> &Documentation;
 
-    /// The chat messages asking the model about one row's arguments.
-    fn messages(&self, args: &[&str]) -> Vec<ChatMessage>;
+    /// The chat messages asking the model about one row: `args` holds the row's values
+    /// of the text parameters in order, `constants` the call's literal arguments.
+    fn messages(&self, args: &[&str], constants: &Constants) -> Vec<ChatMessage>;
+
+    /// Messages asking again, more firmly, after an answer [`AiFunction::parse`] refused;
+    /// `None` (the default) makes a refused answer an error for the row at once. The
+    /// messages must differ from [`AiFunction::messages`], so the request does too.
+    fn firmer_messages(&self, _args: &[&str], _constants: &Constants) -> Option<Vec<ChatMessage>> {
+        None
+    }
 
     /// The SQL type of the result.
     fn return_type(&self) -> DataType {
@@ -55,7 +89,7 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
     }
 
     /// Turns the model's answer into the row's value, or says why it is not acceptable.
-    fn parse(&self, answer: &str) -> Result<ScalarValue, String>;
+    fn parse(&self, answer: &str, constants: &Constants) -> Result<ScalarValue, String>;
 }
 
 /// Every AI function blossom provides.
@@ -65,6 +99,10 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Enhance),
         Arc::new(Insights),
         Arc::new(Sentiment),
+        Arc::new(Summarize),
+        Arc::new(Translate),
+        Arc::new(Categorize),
+        Arc::new(AiFilter),
     ]
 }
 
@@ -79,4 +117,33 @@ pub fn udfs() -> Vec<ScalarUDF> {
 /// The answer as a UTF-8 value, trimmed of surrounding whitespace.
 pub(crate) fn text_answer(answer: &str) -> Result<ScalarValue, String> {
     Ok(ScalarValue::Utf8(Some(answer.trim().to_string())))
+}
+
+/// Argument `i` of a row (empty when missing, which binding rules out).
+pub(crate) fn arg<'a>(args: &[&'a str], i: usize) -> &'a str {
+    args.get(i).copied().unwrap_or_default()
+}
+
+/// An answer or a label reduced to what matters for matching: surrounding whitespace,
+/// quotes, markdown emphasis, brackets and trailing punctuation dropped, inner
+/// whitespace collapsed, lower case. `**Tech.**`, `"tech"` and ` TECH ` are all `tech`.
+pub(crate) fn answer_key(text: &str) -> String {
+    const BOTH: &[char] = &[
+        '*', '_', '`', '"', '\'', '“', '”', '‘', '’', '«', '»', '(', ')', '[', ']', '{', '}', '<',
+        '>',
+    ];
+    const LEADING: &[char] = &['#', '-', '•'];
+    const TRAILING: &[char] = &['.', ',', ';', ':', '!', '?', '。'];
+    let trimmed = text
+        .trim_start_matches(|c: char| {
+            c.is_whitespace() || BOTH.contains(&c) || LEADING.contains(&c)
+        })
+        .trim_end_matches(|c: char| {
+            c.is_whitespace() || BOTH.contains(&c) || TRAILING.contains(&c)
+        });
+    trimmed
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }

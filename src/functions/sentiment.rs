@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Documentation;
 
-use super::{AiFunction, DOC_SECTION};
+use super::{AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, with_options_argument};
 use crate::provider::ChatMessage;
 
 const INSTRUCTION: &str = "You classify the sentiment of a text. Answer with exactly one \
@@ -21,8 +21,10 @@ const LABELS: [&str; 3] = ["POSITIVE", "NEGATIVE", "NEUTRAL"];
 #[derive(Debug, Clone, Copy)]
 pub struct Sentiment;
 
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text")]);
+
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
+    with_options_argument(Documentation::builder(
         DOC_SECTION,
         "Classifies the sentiment of the text as exactly 'POSITIVE', 'NEGATIVE' or 'NEUTRAL'. Answers are normalized ('Positive.' is POSITIVE); any other answer is an error for that row, never a wrong value. NULL or empty text gives NULL without a request.",
         "sentiment(text)",
@@ -30,7 +32,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_sql_example(
         "```sql\n> SELECT sentiment('I love it, works great');\n+---------------------------------------------+\n| sentiment(Utf8(\"I love it, works great\"))    |\n+---------------------------------------------+\n| POSITIVE                                    |\n+---------------------------------------------+\n```",
     )
-    .with_argument("text", "The text to classify.")
+    .with_argument("text", "The text to classify."))
     .build()
 });
 
@@ -39,19 +41,22 @@ impl AiFunction for Sentiment {
         "sentiment"
     }
 
-    fn arg_names(&self) -> &'static [&'static str] {
-        &["text"]
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
     }
 
     fn documentation(&self) -> &Documentation {
         &DOC
     }
 
-    fn messages(&self, args: &[&str]) -> Vec<ChatMessage> {
-        vec![ChatMessage::system(INSTRUCTION), ChatMessage::user(args[0])]
+    fn messages(&self, args: &[&str], _: &Constants) -> Vec<ChatMessage> {
+        vec![
+            ChatMessage::system(INSTRUCTION),
+            ChatMessage::user(arg(args, 0)),
+        ]
     }
 
-    fn parse(&self, answer: &str) -> Result<ScalarValue, String> {
+    fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         normalize_label(answer)
             .map(|label| ScalarValue::Utf8(Some(label.to_string())))
             .ok_or_else(|| {
@@ -93,7 +98,7 @@ mod tests {
     fn refuses_anything_else() {
         for answer in ["", "good", "POSITIVE or NEGATIVE", "positively", "mixed"] {
             assert_eq!(normalize_label(answer), None, "{answer}");
-            assert!(Sentiment.parse(answer).is_err());
+            assert!(Sentiment.parse(answer, &Constants::default()).is_err());
         }
     }
 }

@@ -4,15 +4,14 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 
-use super::AiFunction;
-use super::args::coerce_to_text;
+use super::{AiFunction, Stage};
 
 /// A scalar UDF backed by a language model.
 #[derive(Debug)]
@@ -25,13 +24,20 @@ impl AiUdf {
     /// Wraps `function` as a UDF. It is volatile: never constant-folded or merged.
     pub fn new(function: Arc<dyn AiFunction>) -> Self {
         Self {
-            // The user-defined form casts arguments to text; the exact form lets
-            // information_schema and SHOW FUNCTIONS list the parameters.
+            // The user-defined form takes every call to `coerce_types` and
+            // `return_field_from_args`, which check it against the function's
+            // `ArgSpec`; the exact forms let information_schema and SHOW FUNCTIONS list
+            // the parameters.
             signature: Signature::one_of(
-                vec![
-                    TypeSignature::UserDefined,
-                    TypeSignature::Exact(vec![DataType::Utf8; function.arg_names().len()]),
-                ],
+                std::iter::once(TypeSignature::UserDefined)
+                    .chain(
+                        function
+                            .spec()
+                            .example_types()
+                            .into_iter()
+                            .map(TypeSignature::Exact),
+                    )
+                    .collect(),
                 Volatility::Volatile,
             ),
             function,
@@ -71,8 +77,29 @@ impl ScalarUDFImpl for AiUdf {
         Ok(self.function.return_type())
     }
 
+    /// Checks the call (argument count and types, literal arguments seen so far, the
+    /// options) while the plan is built, so a bad call fails before any request.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        self.function.spec().bind(
+            self.function.name(),
+            &types,
+            args.scalar_arguments,
+            Stage::Logical,
+        )?;
+        Ok(Arc::new(Field::new(
+            self.function.name(),
+            self.function.return_type(),
+            true,
+        )))
+    }
+
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_to_text(self.function.name(), self.function.arg_names(), arg_types)
+        Ok(self.function.spec().coerce_types(arg_types))
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {

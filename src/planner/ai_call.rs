@@ -10,6 +10,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result, ScalarValue, internal_datafusion_err};
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
 use tracing::Instrument;
@@ -18,8 +19,8 @@ use super::metrics::AiMetrics;
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
-use crate::functions::{AiFunction, AiUdf};
-use crate::provider::{ChatAnswer, ChatRequest, ProviderError, truncate_chars};
+use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
+use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError, truncate_chars};
 use crate::query_metrics::{FunctionMetrics, QueryMetrics};
 
 /// Answers of one query, deduplicated by request.
@@ -78,7 +79,10 @@ pub(crate) struct AiCall {
     /// Conditions that must all hold for a row to be asked about.
     pub guards: Vec<Guard>,
     function: Arc<dyn AiFunction>,
+    /// The arguments evaluated per row (the function's text parameters).
     args: Vec<Arc<dyn PhysicalExpr>>,
+    /// The call's literal arguments and options, checked and parsed once.
+    bound: Arc<BoundArgs>,
     pub field: FieldRef,
 }
 
@@ -106,6 +110,23 @@ impl AiCall {
         let call = expr
             .downcast_ref::<ScalarFunctionExpr>()
             .ok_or_else(|| internal_datafusion_err!("AI call is not a scalar function"))?;
+        let all_args = call.args();
+        let types = all_args
+            .iter()
+            .map(|arg| arg.data_type(input_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let literals: Vec<Option<&ScalarValue>> = all_args
+            .iter()
+            .map(|arg| arg.downcast_ref::<Literal>().map(Literal::value))
+            .collect();
+        let bound = function
+            .spec()
+            .bind(function.name(), &types, &literals, Stage::Physical)?;
+        let args = bound
+            .row_args
+            .iter()
+            .filter_map(|&i| all_args.get(i).cloned())
+            .collect();
         let field = expr
             .return_field(input_schema)?
             .as_ref()
@@ -117,7 +138,8 @@ impl AiCall {
             expr: Arc::clone(expr),
             guards,
             function: Arc::clone(function),
-            args: call.args().to_vec(),
+            args,
+            bound: Arc::new(bound),
             field: Arc::new(field),
         }))
     }
@@ -178,22 +200,69 @@ impl AiCall {
                 if args.first().is_some_and(|a| a.trim().is_empty()) {
                     return None;
                 }
-                let request = ChatRequest {
-                    model: settings.model.clone(),
-                    messages: self.function.messages(&args),
-                    temperature: settings.temperature,
-                    max_tokens: settings.max_answer_tokens,
-                };
+                let constants = &self.bound.constants;
+                let request = self.request(settings, self.function.messages(&args, constants));
+                let firmer = self
+                    .function
+                    .firmer_messages(&args, constants)
+                    .map(|messages| self.request(settings, messages));
                 Some(Row {
                     input: truncate_chars(
                         args.first().copied().unwrap_or_default(),
                         INPUT_EXCERPT_CHARS,
                     ),
                     request,
+                    firmer,
                 })
             })
             .collect();
         Ok(rows)
+    }
+
+    /// A request with the session settings, overridden by the call's options.
+    fn request(&self, settings: &ProviderSettings, messages: Vec<ChatMessage>) -> ChatRequest {
+        let options = &self.bound.options;
+        ChatRequest {
+            model: options
+                .model
+                .clone()
+                .unwrap_or_else(|| settings.model.clone()),
+            messages,
+            temperature: options.temperature.or(settings.temperature),
+            max_tokens: options.max_answer_tokens.or(settings.max_answer_tokens),
+        }
+    }
+
+    /// A row's value, or why it has none: the answer parsed, or, when the function
+    /// refuses it and has firmer messages, the answer to those parsed.
+    async fn outcome(
+        &self,
+        row: &Row,
+        runtime: &CallRuntime,
+        metrics: &Arc<FunctionMetrics>,
+    ) -> Outcome {
+        let constants = &self.bound.constants;
+        let answer = match runtime.answer(&row.request, metrics).await {
+            Ok(answer) => answer,
+            Err(error) => return Outcome::of(&error),
+        };
+        let why = match self.function.parse(&answer.content, constants) {
+            Ok(value) => return Outcome::Value(value),
+            Err(why) => why,
+        };
+        let Some(firmer) = &row.firmer else {
+            return Outcome::Failed(Cause::invalid(why));
+        };
+        let answer = match runtime.answer(firmer, metrics).await {
+            Ok(answer) => answer,
+            Err(error) => return Outcome::of(&error),
+        };
+        match self.function.parse(&answer.content, constants) {
+            Ok(value) => Outcome::Value(value),
+            Err(again) => Outcome::Failed(Cause::invalid(format!(
+                "{again} (asked twice, the second time more firmly)"
+            ))),
+        }
     }
 
     /// The column of this call's results for `batch`.
@@ -213,9 +282,9 @@ impl AiCall {
             stats.rows_started(asked as u64);
         }
         let function_metrics = &function_metrics;
-        let answers = join_all(rows.iter().map(|row| async move {
+        let outcomes = join_all(rows.iter().map(|row| async move {
             match row {
-                Some(row) => Some(runtime.answer(&row.request, function_metrics).await),
+                Some(row) => Some(self.outcome(row, runtime, function_metrics).await),
                 None => None,
             }
         }))
@@ -230,29 +299,19 @@ impl AiCall {
             runtime.metrics.failures.add(failed as usize);
             function_metrics.failed_rows(failed);
         };
-        for (row, answer) in rows.iter().zip(answers) {
-            let (Some(row), Some(answer)) = (row, answer) else {
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            let (Some(row), Some(outcome)) = (row, outcome) else {
                 values.push(null.clone());
                 continue;
             };
-            let outcome = match answer {
-                Ok(answer) => self.function.parse(&answer.content).map_err(|why| Cause {
-                    class: "invalid_answer",
-                    status: None,
-                    attempts: None,
-                    message: why,
-                }),
-                Err(error) => match error.as_ref() {
-                    CallError::OverBudget(exceeded) => {
-                        finish(failed);
-                        return Err(DataFusionError::External(Box::new(exceeded.clone())));
-                    }
-                    CallError::DryRun => {
-                        values.push(null.clone());
-                        continue;
-                    }
-                    CallError::Failed { .. } => Err(Cause::of(&error)),
-                },
+            let outcome = match outcome {
+                Outcome::Value(value) => Ok(value),
+                Outcome::NotSent => Ok(null.clone()),
+                Outcome::Failed(cause) => Err(cause),
+                Outcome::OverBudget(exceeded) => {
+                    finish(failed);
+                    return Err(DataFusionError::External(Box::new(exceeded)));
+                }
             };
             match outcome {
                 Ok(value) => values.push(value),
@@ -301,10 +360,12 @@ impl fmt::Display for AiCall {
     }
 }
 
-/// One row's request, with the excerpt of its input that errors show.
+/// One row's request, with the excerpt of its input that errors show and the firmer
+/// request sent when the function refuses the first answer.
 struct Row {
     input: String,
     request: ChatRequest,
+    firmer: Option<ChatRequest>,
 }
 
 /// Why a row failed, as the error log records it.
@@ -316,23 +377,51 @@ struct Cause {
 }
 
 impl Cause {
-    fn of(error: &CallError) -> Self {
-        let (class, status) = match error {
-            CallError::Failed { error, .. } => (
-                error.class(),
-                match error {
-                    ProviderError::Status { status, .. } => Some(*status),
-                    _ => None,
-                },
-            ),
-            CallError::OverBudget(_) => ("over_budget", None),
-            CallError::DryRun => ("dry_run", None),
-        };
+    /// An answer the function refused.
+    fn invalid(message: String) -> Self {
         Self {
-            class,
-            status,
-            attempts: Some(error.attempts()),
+            class: "invalid_answer",
+            status: None,
+            attempts: None,
+            message,
+        }
+    }
+
+    /// A request the provider failed for good.
+    fn of(error: &CallError, attempts: u32, provider_error: &ProviderError) -> Self {
+        Self {
+            class: provider_error.class(),
+            status: match provider_error {
+                ProviderError::Status { status, .. } => Some(*status),
+                _ => None,
+            },
+            attempts: Some(attempts),
             message: error.to_string(),
+        }
+    }
+}
+
+/// What became of one row's call.
+enum Outcome {
+    /// Its value.
+    Value(ScalarValue),
+    /// Not asked: a dry run (`blossom_estimate`) without a cached answer.
+    NotSent,
+    /// Failed for good; recorded, and NULL or the query's error per `blossom.on_error`.
+    Failed(Cause),
+    /// The query's budget stops the query.
+    OverBudget(crate::dispatch::BudgetExceeded),
+}
+
+impl Outcome {
+    fn of(error: &CallError) -> Self {
+        match error {
+            CallError::Failed {
+                attempts,
+                error: provider_error,
+            } => Self::Failed(Cause::of(error, *attempts, provider_error)),
+            CallError::OverBudget(exceeded) => Self::OverBudget(exceeded.clone()),
+            CallError::DryRun => Self::NotSent,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Deterministic, plausible answers of the simulator: task detection from the system
-//! prompt, the sentiment word lists, and the text hash that varies the answers' surface form.
+//! prompt, the sentiment word lists, the simulated summarizer, translator, classifier and
+//! filter, and the text hash that varies the answers' surface form.
 //!
 //! Everything here depends only on the request messages, never on randomness or on the
 //! order of requests, so tests can compute the expected answer with [`answer_for`].
@@ -152,6 +153,27 @@ pub const INSIGHT_WORDS: usize = 12;
 /// How many characters of the text the default task echoes.
 pub const ECHO_CHARS: usize = 80;
 
+/// How many words of the text the "summarize" task keeps, whatever length the prompt
+/// asks for, so a caller's own length limit gets exercised.
+pub const SUMMARY_WORDS: usize = 12;
+
+/// A text containing this makes the classifier answer [`NO_LABEL_ANSWER`] to the normal
+/// prompt and a valid label to the firmer one (the prompt saying "must be exactly one").
+pub const CONFUSE_MARKER: &str = "[[confuse]]";
+
+/// A text containing this makes the classifier answer [`NO_LABEL_ANSWER`] to every prompt.
+pub const CONFUSE_ALWAYS_MARKER: &str = "[[confuse-always]]";
+
+/// What the confused classifier answers: no label.
+pub const NO_LABEL_ANSWER: &str = "none of these";
+
+/// Words of a filter condition that say nothing about its subject.
+const CONDITION_STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "about", "is", "are",
+    "it", "its", "text", "mentions", "mention", "talks", "says", "contains", "asks", "any", "some",
+    "that", "this", "does", "not",
+];
+
 /// 64-bit FNV-1a hash of the UTF-8 bytes of `text`; stable across platforms and runs.
 pub fn fnv1a(text: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -225,6 +247,116 @@ pub fn echo_answer(text: &str) -> String {
     format!("{SIM_PREFIX} Answer to: {head}")
 }
 
+/// The "summarize" answer: `"[simulated] Summary: "` + the first 12 whitespace-separated
+/// words of `text` joined by single spaces (more than a small length limit allows).
+pub fn summary_answer(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(SUMMARY_WORDS).collect();
+    format!("{SIM_PREFIX} Summary: {}", words.join(" "))
+}
+
+/// The "translate" answer: `"[simulated] <language>: "` + `text` with whitespace collapsed.
+pub fn translation_answer(text: &str, language: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{SIM_PREFIX} {language}: {collapsed}")
+}
+
+/// The "categorize" answer: the label sharing the most words with `text` (lowercased
+/// alphanumeric words; ties and no overlap go to the earliest label), in one of three
+/// surface forms chosen by `fnv1a(text) % 3`: as listed, lowercased, or `**bold**`.
+/// [`NO_LABEL_ANSWER`] when there are no labels, when `text` contains
+/// [`CONFUSE_ALWAYS_MARKER`], or when it contains [`CONFUSE_MARKER`] and the prompt is
+/// not the `firmer` one.
+pub fn category_answer(text: &str, labels: &[&str], firmer: bool) -> String {
+    let confused =
+        text.contains(CONFUSE_ALWAYS_MARKER) || (text.contains(CONFUSE_MARKER) && !firmer);
+    if confused {
+        return NO_LABEL_ANSWER.to_string();
+    }
+    let text_words = words(text);
+    let mut best: Option<(&str, usize)> = None;
+    for label in labels {
+        let shared = words(label)
+            .iter()
+            .filter(|w| text_words.contains(w))
+            .count();
+        if best.is_none_or(|(_, most)| shared > most) {
+            best = Some((label, shared));
+        }
+    }
+    let Some((label, _)) = best else {
+        return NO_LABEL_ANSWER.to_string();
+    };
+    match fnv1a(text) % 3 {
+        0 => label.to_string(),
+        1 => label.to_lowercase(),
+        _ => format!("**{label}**"),
+    }
+}
+
+/// The "filter" answer: yes when `text` shares a keyword with `condition` (its words
+/// other than [`CONDITION_STOP_WORDS`]; a trailing `s` is ignored), else no; in one of
+/// three surface forms chosen by `fnv1a(text) % 3`: `YES`, `Yes.`, `yes` (or `NO`, ...).
+pub fn filter_answer(text: &str, condition: &str) -> String {
+    let stem = |w: &String| {
+        if w.chars().count() > 3 {
+            w.strip_suffix('s').unwrap_or(w).to_string()
+        } else {
+            w.clone()
+        }
+    };
+    let text_words: Vec<String> = words(text).iter().map(stem).collect();
+    let meets = words(condition)
+        .iter()
+        .filter(|w| !CONDITION_STOP_WORDS.contains(&w.as_str()))
+        .map(stem)
+        .any(|w| text_words.contains(&w));
+    let word = if meets { "YES" } else { "NO" };
+    match fnv1a(text) % 3 {
+        0 => word.to_string(),
+        1 => format!("{}.", capitalize(&word.to_lowercase())),
+        _ => word.to_lowercase(),
+    }
+}
+
+/// The lowercased alphanumeric words of `text`.
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// All `system` (and `developer`) message contents joined by newlines, as sent.
+fn system_text(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .filter(|m| {
+            m.role.eq_ignore_ascii_case("system") || m.role.eq_ignore_ascii_case("developer")
+        })
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The labels a categorize prompt lists, one a line as `- label`.
+fn listed_labels(system: &str) -> Vec<&str> {
+    system
+        .lines()
+        .filter_map(|line| line.strip_prefix("- "))
+        .map(str::trim)
+        .filter(|label| !label.is_empty())
+        .collect()
+}
+
+/// The part of `system` between `start` and the last `end` after it.
+fn between<'a>(system: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = system.find(start)? + start.len();
+    let rest = system.get(from..)?;
+    let to = rest.rfind(end)?;
+    rest.get(..to).map(str::trim)
+}
+
 /// The text a request asks about: the content of the last `user` message, or of the last
 /// message of any role when there is no user message, or `""` when there are no messages.
 pub fn request_text(messages: &[ChatMessage]) -> &str {
@@ -251,14 +383,39 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 
 /// The simulated answer to a chat request.
 ///
-/// The task is chosen from the lowercased system prompt, first match wins:
+/// The task is chosen from the lowercased system prompt, first match wins: blossom's
+/// own prompts first (`"you sort texts into categories"` → [`category_answer`] with the
+/// `- label` lines, firmer when it says `"must be exactly one of"`; `"you check whether
+/// a text meets a condition"` → [`filter_answer`] with the `Condition:` line; `"you
+/// translate texts"` → [`translation_answer`] with the language after `"Translate the
+/// text into "`; `"you summarize texts"` → [`summary_answer`]), then keywords:
 /// `"sentiment"` → [`sentiment_answer`], `"insight"` → [`insight_answer`],
 /// `"enhance"` → [`enhance_answer`], anything else → [`echo_answer`]; each is applied
 /// to [`request_text`].
 pub fn answer_for(messages: &[ChatMessage]) -> String {
     let text = request_text(messages);
     let system = system_prompt(messages);
-    if system.contains("sentiment") {
+    if system.contains("you sort texts into categories") {
+        let raw = system_text(messages);
+        let firmer = system.contains("must be exactly one of");
+        category_answer(text, &listed_labels(&raw), firmer)
+    } else if system.contains("you check whether a text meets a condition") {
+        let raw = system_text(messages);
+        let condition =
+            between(&raw, "\nCondition: ", "\nAnswer with exactly one word").unwrap_or_default();
+        filter_answer(text, condition)
+    } else if system.contains("you translate texts") {
+        let raw = system_text(messages);
+        let language = between(
+            &raw,
+            "Translate the text into ",
+            ". Answer with the translation",
+        )
+        .unwrap_or("another language");
+        translation_answer(text, language)
+    } else if system.contains("you summarize texts") {
+        summary_answer(text)
+    } else if system.contains("sentiment") {
         sentiment_answer(text)
     } else if system.contains("insight") {
         insight_answer(text)
@@ -381,6 +538,75 @@ mod tests {
             "[simulated] Answer to: hi"
         );
         assert_eq!(answer_for(&[]), "[simulated] Answer to: ");
+    }
+
+    #[test]
+    fn summary_keeps_twelve_words() {
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen";
+        assert_eq!(
+            answer_for(&msgs(
+                Some("You summarize texts. At most 10 characters."),
+                text
+            )),
+            "[simulated] Summary: one two three four five six seven eight nine ten eleven twelve"
+        );
+    }
+
+    #[test]
+    fn translation_names_the_language() {
+        let system = "You translate texts. Translate the text into Brazilian Portuguese. Answer \
+                      with the translation only, and nothing else.";
+        assert_eq!(
+            answer_for(&msgs(Some(system), "  good   morning ")),
+            "[simulated] Brazilian Portuguese: good morning"
+        );
+    }
+
+    #[test]
+    fn categories_follow_shared_words_and_markers() {
+        let system = "You sort texts into categories. The categories are:\n- Sports\n- \
+                      Tech news\n- Sentiment\nAnswer with the name of the one category.";
+        let firmer = "You sort texts into categories. Your answer must be exactly one of \
+                      these category names:\n- Sports\n- Tech news\n- Sentiment";
+        let answer = answer_for(&msgs(Some(system), "the latest tech from the news desk"));
+        assert!(
+            ["Tech news", "tech news", "**Tech news**"].contains(&answer.as_str()),
+            "{answer}"
+        );
+        // No word shared: the first label.
+        let answer = answer_for(&msgs(Some(system), "nothing in common"));
+        assert!(
+            ["Sports", "sports", "**Sports**"].contains(&answer.as_str()),
+            "{answer}"
+        );
+        let confused = "a match report [[confuse]]";
+        assert_eq!(answer_for(&msgs(Some(system), confused)), NO_LABEL_ANSWER);
+        assert_ne!(answer_for(&msgs(Some(firmer), confused)), NO_LABEL_ANSWER);
+        let always = "a match report [[confuse-always]]";
+        assert_eq!(answer_for(&msgs(Some(system), always)), NO_LABEL_ANSWER);
+        assert_eq!(answer_for(&msgs(Some(firmer), always)), NO_LABEL_ANSWER);
+        assert_eq!(category_answer("x", &[], true), NO_LABEL_ANSWER);
+    }
+
+    #[test]
+    fn filter_says_yes_on_a_shared_keyword() {
+        let system = |condition: &str| {
+            format!(
+                "You check whether a text meets a condition.\nCondition: {condition}\nAnswer \
+                 with exactly one word: YES if the text meets the condition, NO if it does not."
+            )
+        };
+        for (text, condition, yes) in [
+            ("I want a refund now", "mentions a refund", true),
+            ("Refunds are slow", "mentions a refund", true),
+            ("Great product", "mentions a refund", false),
+            ("the text mentions nothing", "mentions a refund", false),
+        ] {
+            let answer = answer_for(&msgs(Some(&system(condition)), text));
+            let key = answer.trim_end_matches('.').to_lowercase();
+            assert_eq!(key == "yes", yes, "{text}: {answer}");
+            assert!(key == "yes" || key == "no", "{answer}");
+        }
     }
 
     #[test]

@@ -150,6 +150,9 @@ async fn chat(
         }
     };
 
+    state
+        .stats
+        .model_requested(request.model.as_deref().unwrap_or_default());
     let plan = state.plan();
     if let Some(kind) = plan.fault {
         state.stats.fault(kind);

@@ -2,6 +2,7 @@
 //! the [`SimStats`] snapshot handed to tests and served at `GET /sim/stats`.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,9 @@ pub struct SimStats {
     pub prompt_tokens: u64,
     /// Estimated completion tokens of answered requests.
     pub completion_tokens: u64,
+    /// Well-formed chat requests by the model they asked for (`""` when none).
+    #[serde(default)]
+    pub requests_by_model: BTreeMap<String, u64>,
 }
 
 /// The live counters behind [`SimStats`].
@@ -52,6 +56,7 @@ pub struct StatsCounters {
     faults_by_kind: [AtomicU64; FaultKind::ALL.len()],
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    requests_by_model: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Counts a chat request as in flight until dropped.
@@ -91,6 +96,15 @@ impl StatsCounters {
         bump(&self.answered, 1);
         bump(&self.prompt_tokens, prompt_tokens);
         bump(&self.completion_tokens, completion_tokens);
+    }
+
+    /// Counts a well-formed chat request for `model`.
+    pub fn model_requested(&self, model: &str) {
+        let mut by_model = self
+            .requests_by_model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *by_model.entry(model.to_string()).or_insert(0) += 1;
     }
 
     /// Counts a `429` from the own rate limiter.
@@ -135,6 +149,10 @@ impl StatsCounters {
         }
         self.peak_in_flight
             .store(self.in_flight.load(Ordering::Acquire), Ordering::Release);
+        self.requests_by_model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// A snapshot of the counters.
@@ -157,6 +175,11 @@ impl StatsCounters {
                 .collect(),
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
+            requests_by_model: self
+                .requests_by_model
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -174,6 +197,8 @@ mod tests {
             assert_eq!(s.snapshot().in_flight, 2);
             s.fault(FaultKind::Hang);
             s.answered(3, 4);
+            s.model_requested("m");
+            s.model_requested("m");
         }
         let snap = s.snapshot();
         assert_eq!(snap.requests, 2);
@@ -183,6 +208,7 @@ mod tests {
         assert_eq!(snap.faults_by_kind.get("hang"), Some(&1));
         assert_eq!(snap.faults_by_kind.len(), 1);
         assert_eq!((snap.prompt_tokens, snap.completion_tokens), (3, 4));
+        assert_eq!(snap.requests_by_model.get("m"), Some(&2));
         s.reset();
         assert_eq!(s.snapshot(), SimStats::default());
     }

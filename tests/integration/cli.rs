@@ -190,7 +190,11 @@ fn user_errors_exit_non_zero_with_a_clear_message() {
             "data/missing.csv",
         ),
         (&["-c", "SELECT nope FROM 'data/reviews.csv'"], 1, "nope"),
-        (&["-c", "SELECT sentiment('a', 'b')"], 1, "sentiment(Utf8)"),
+        (
+            &["-c", "SELECT sentiment('a', 'b')"],
+            1,
+            "sentiment(): argument 2 must be the options",
+        ),
         (
             &["-c", "SET blossom.max_concurrency = -3"],
             1,
