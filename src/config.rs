@@ -84,6 +84,10 @@ const OPTIONS: &[(&str, &str)] = &[
         "Seconds a cached answer stays valid; older ones are asked again and overwritten; empty means they never expire",
     ),
     (
+        "pack_rows",
+        "Rows packed into one request for functions with short answers (sentiment, categorize, ai_filter, translate); 1 sends every row on its own",
+    ),
+    (
         "max_requests",
         "Budget of one query: provider requests (retries included) it may send before it stops with an error; empty means no budget",
     ),
@@ -92,6 +96,12 @@ const OPTIONS: &[(&str, &str)] = &[
         "Budget of one query: tokens (prompt plus answer, as the provider reports them) it may spend before it stops with an error; empty means no budget",
     ),
 ];
+
+/// `blossom.pack_rows` by default: see the README's packing benchmark.
+pub const DEFAULT_PACK_ROWS: usize = 8;
+
+/// The largest `blossom.pack_rows`.
+pub const MAX_PACK_ROWS: usize = 64;
 
 /// The directory under the user's cache directory that holds blossom's response cache.
 const CACHE_SUBDIR: &str = "blossom-sql";
@@ -323,6 +333,8 @@ pub struct BlossomOptions {
     pub cache: CacheSetting,
     /// `blossom.cache_ttl`, in seconds; `None` means cached answers never expire.
     pub cache_ttl_secs: Option<f64>,
+    /// `blossom.pack_rows`
+    pub pack_rows: usize,
     /// `blossom.max_requests`: the request budget of one query; `None` means none.
     pub max_requests: Option<u64>,
     /// `blossom.max_tokens`: the token budget of one query; `None` means none.
@@ -347,6 +359,7 @@ impl Default for BlossomOptions {
             on_error: OnError::Fail,
             cache: CacheSetting::UserDefault,
             cache_ttl_secs: None,
+            pack_rows: DEFAULT_PACK_ROWS,
             max_requests: None,
             max_tokens: None,
         }
@@ -355,7 +368,8 @@ impl Default for BlossomOptions {
 
 impl BlossomOptions {
     /// Defaults overridden by the process environment: `BLOSSOM_PROVIDER`,
-    /// `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`, `BLOSSOM_CACHE`, `BLOSSOM_API_KEY`, then
+    /// `BLOSSOM_BASE_URL`, `BLOSSOM_MODEL`, `BLOSSOM_CACHE`, `BLOSSOM_PACK_ROWS`,
+    /// `BLOSSOM_API_KEY`, then
     /// `POLLINATIONS_API_KEY` (as the Blossom AI SDK reads it) or `OPENAI_API_KEY`
     /// for the OpenAI preset.
     pub fn from_env() -> Result<Self> {
@@ -371,6 +385,7 @@ impl BlossomOptions {
             ("BLOSSOM_BASE_URL", "base_url"),
             ("BLOSSOM_MODEL", "model"),
             ("BLOSSOM_CACHE", "cache"),
+            ("BLOSSOM_PACK_ROWS", "pack_rows"),
         ] {
             if let Some(value) = var(env) {
                 options
@@ -463,6 +478,15 @@ impl BlossomOptions {
                 })
                 .map_err(bad)?
             }
+            "pack_rows" => {
+                self.pack_rows = parse_required(trimmed, |n: usize| {
+                    (1..=MAX_PACK_ROWS)
+                        .contains(&n)
+                        .then_some(n)
+                        .ok_or("must be an integer from 1 to 64")
+                })
+                .map_err(bad)?
+            }
             "max_requests" => {
                 self.max_requests = parse_optional(trimmed, |n: u64| {
                     (n > 0)
@@ -514,6 +538,7 @@ impl BlossomOptions {
             "on_error" => Some(self.on_error.to_string()),
             "cache" => Some(self.cache.to_string()),
             "cache_ttl" => opt(&self.cache_ttl_secs),
+            "pack_rows" => Some(self.pack_rows.to_string()),
             "max_requests" => opt(&self.max_requests),
             "max_tokens" => opt(&self.max_tokens),
             _ => None,
@@ -593,6 +618,7 @@ impl BlossomOptions {
             on_error: self.on_error,
             cache_dir: self.cache.dir(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
+            pack_rows: self.pack_rows,
             budget: Budget {
                 max_requests: self.max_requests,
                 max_tokens: self.max_tokens,
@@ -719,6 +745,8 @@ pub struct ProviderSettings {
     pub cache_dir: Option<PathBuf>,
     /// How long a cached answer stays valid; `None` means forever.
     pub cache_ttl: Option<Duration>,
+    /// Rows per request for functions that pack; 1 means no packing.
+    pub pack_rows: usize,
     /// What one query may spend.
     pub budget: Budget,
 }

@@ -80,6 +80,7 @@ impl MetricsLog {
             count("retries_connect"),
             count("retries_other"),
             count("failed_rows"),
+            count("repacked_rows"),
             count("input_tokens"),
             count("output_tokens"),
             millis("latency_p50_ms"),
@@ -119,6 +120,7 @@ impl MetricsLog {
             count(|s| s.retries[Cause::Connect as usize]),
             count(|s| s.retries[Cause::Other as usize]),
             count(|s| s.failed_rows),
+            count(|s| s.repacked_rows),
             count(|s| s.input_tokens),
             count(|s| s.output_tokens),
             millis(|s| s.latency_ms.map(|l| l.p50)),
@@ -236,6 +238,7 @@ struct Counters {
     throttled_us: AtomicU64,
     not_sent: AtomicU64,
     not_sent_prompt_chars: AtomicU64,
+    repacked_rows: AtomicU64,
 }
 
 /// The metrics of one AI function within one query.
@@ -282,6 +285,11 @@ impl FunctionMetrics {
         add(&self.counters.failed_rows, n);
     }
 
+    /// Rows a packed answer did not cover validly, asked again in smaller packs.
+    pub(crate) fn repacked(&self, rows: u64) {
+        add(&self.counters.repacked_rows, rows);
+    }
+
     /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
     /// characters.
     pub(crate) fn not_sent(&self, prompt_chars: usize) {
@@ -317,6 +325,7 @@ impl FunctionMetrics {
                     max: ms(latency.max()),
                 }),
             throttled_ms: ms(get(&c.throttled_us)),
+            repacked_rows: get(&c.repacked_rows),
             not_sent: get(&c.not_sent),
             not_sent_prompt_chars: get(&c.not_sent_prompt_chars),
         }
@@ -397,6 +406,8 @@ pub struct Snapshot {
     pub latency_ms: Option<Latency>,
     /// Time requests waited for the rate limit or a provider-asked pause.
     pub throttled_ms: f64,
+    /// Rows a packed answer did not cover validly, asked again in smaller packs.
+    pub repacked_rows: u64,
     /// Requests a dry run (`blossom_estimate`) would have sent.
     pub not_sent: u64,
     /// Their characters.

@@ -5,7 +5,9 @@
 //! that simulator: `sim_requests()` (chat requests it received so far),
 //! `sim_peak_in_flight()`, `sim_reset()` (zeroes its counters, returns 0) and
 //! `sim_fault('<kind>', <rate>)` (sets a fault rate: server_error, rate_limited, hang,
-//! drop_connection, malformed_json, empty_content, payment_required; returns the kind)
+//! drop_connection, malformed_json, empty_content, payment_required, and the packed-answer
+//! misbehaviours pack_drop_id, pack_duplicate_id, pack_unknown_id, pack_invalid_answer,
+//! pack_shuffle; returns the kind)
 //! and `sim_model_requests('<model>')` (chat requests that asked for that model).
 //!
 //! `cargo test --test sqllogictests [-- FILTER]` runs the files whose name contains FILTER.
@@ -100,8 +102,8 @@ fn column_type(t: &DataType) -> DefaultColumnType {
 }
 
 /// A session pointed at `sim`, with fast retries, no persistent response cache (the
-/// files count requests; `cache.slt` turns it on in a directory of its own) and the
-/// test-only `sim_*` functions.
+/// files count requests; `cache.slt` turns it on in a directory of its own), no
+/// packing (`packing.slt` turns it on) and the test-only `sim_*` functions.
 fn session(sim: &Arc<Simulator>) -> Result<SessionContext> {
     let ctx = BlossomSessionBuilder::new()
         .with_option("provider", "custom")?
@@ -112,6 +114,8 @@ fn session(sim: &Arc<Simulator>) -> Result<SessionContext> {
         .with_option("retry_max_backoff_ms", "20")?
         .with_option("request_timeout", "2")?
         .with_option("cache", "off")?
+        // The files count requests per row; packing.slt turns packing back on.
+        .with_option("pack_rows", "1")?
         .build()?;
     register_sim_functions(&ctx, sim);
     Ok(ctx)
@@ -183,6 +187,11 @@ fn set_fault(sim: &Simulator, kind: &str, rate: f64) -> Result<()> {
         "drop_connection" => &mut faults.drop_connection,
         "malformed_json" => &mut faults.malformed_json,
         "empty_content" => &mut faults.empty_content,
+        "pack_drop_id" => &mut faults.pack_drop_id,
+        "pack_duplicate_id" => &mut faults.pack_duplicate_id,
+        "pack_unknown_id" => &mut faults.pack_unknown_id,
+        "pack_invalid_answer" => &mut faults.pack_invalid_answer,
+        "pack_shuffle" => &mut faults.pack_shuffle,
         "payment_required" => &mut faults.payment_required,
         other => {
             return Err(DataFusionError::Execution(format!(

@@ -58,27 +58,41 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let (pending, shared) = {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(pending) = entries.map.get(&key) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                (pending.clone(), true)
-            } else {
-                let pending = call
-                    .map(|r| r.map(std::sync::Arc::new).map_err(std::sync::Arc::new))
-                    .boxed()
-                    .shared();
-                if entries.order.len() >= self.capacity
-                    && let Some(oldest) = entries.order.pop_front()
-                {
-                    entries.map.remove(&oldest);
-                }
-                entries.order.push_back(key.clone());
-                entries.map.insert(key, pending.clone());
-                (pending, false)
-            }
-        };
+        let (pending, shared) = self.claim(key, call);
         (pending.await, shared)
+    }
+
+    /// Like [`Self::get_or_call`], but decides at once, without waiting: the future of
+    /// the result, and whether it is shared (then `call` is dropped unrun). Lets a caller
+    /// claim many keys first and then decide how to answer the ones it got.
+    pub fn claim<F>(
+        &self,
+        key: String,
+        call: F,
+    ) -> (
+        impl Future<Output = SharedResult<T, E>> + Send + 'static,
+        bool,
+    )
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pending) = entries.map.get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return (pending.clone(), true);
+        }
+        let pending = call
+            .map(|r| r.map(std::sync::Arc::new).map_err(std::sync::Arc::new))
+            .boxed()
+            .shared();
+        if entries.order.len() >= self.capacity
+            && let Some(oldest) = entries.order.pop_front()
+        {
+            entries.map.remove(&oldest);
+        }
+        entries.order.push_back(key.clone());
+        entries.map.insert(key, pending.clone());
+        (pending, false)
     }
 
     /// How many requests were answered from the memo instead of being sent.

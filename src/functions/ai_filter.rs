@@ -73,6 +73,10 @@ impl AiFunction for AiFilter {
         DataType::Boolean
     }
 
+    fn packable(&self) -> bool {
+        true
+    }
+
     fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         yes_or_no(answer)
             .map(|yes| ScalarValue::Boolean(Some(yes)))

@@ -92,6 +92,10 @@ impl AiFunction for Categorize {
         ])
     }
 
+    fn packable(&self) -> bool {
+        true
+    }
+
     fn parse(&self, answer: &str, constants: &Constants) -> Result<ScalarValue, String> {
         let labels = constants.labels();
         match_label(answer, labels)

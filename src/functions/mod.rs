@@ -9,6 +9,7 @@ mod enhance;
 mod generate;
 mod insights;
 mod options;
+pub mod pack;
 mod sentiment;
 mod summarize;
 mod translate;
@@ -81,6 +82,14 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
     /// messages must differ from [`AiFunction::messages`], so the request does too.
     fn firmer_messages(&self, _args: &[&str], _constants: &Constants) -> Option<Vec<ChatMessage>> {
         None
+    }
+
+    /// Whether rows may be packed several to a request (`blossom.pack_rows`): for
+    /// functions with short answers whose messages are an instruction that does not
+    /// depend on the row's text, then that text as the last (user) message. The answer
+    /// for each packed row goes through [`AiFunction::parse`] like a single answer.
+    fn packable(&self) -> bool {
+        false
     }
 
     /// The SQL type of the result.

@@ -56,6 +56,10 @@ impl AiFunction for Sentiment {
         ]
     }
 
+    fn packable(&self) -> bool {
+        true
+    }
+
     fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         normalize_label(answer)
             .map(|label| ScalarValue::Utf8(Some(label.to_string())))

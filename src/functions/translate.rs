@@ -66,6 +66,10 @@ impl AiFunction for Translate {
         ]
     }
 
+    fn packable(&self) -> bool {
+        true
+    }
+
     fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {
         text_answer(answer)
     }

@@ -16,8 +16,9 @@ use futures::future::join_all;
 use tracing::Instrument;
 
 use super::metrics::AiMetrics;
+use super::packing;
 use crate::config::{OnError, ProviderSettings};
-use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
+use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError, truncate_chars};
@@ -238,11 +239,12 @@ impl AiCall {
     async fn outcome(
         &self,
         row: &Row,
+        first: AnswerResult,
         runtime: &CallRuntime,
         metrics: &Arc<FunctionMetrics>,
     ) -> Outcome {
         let constants = &self.bound.constants;
-        let answer = match runtime.answer(&row.request, metrics).await {
+        let answer = match first {
             Ok(answer) => answer,
             Err(error) => return Outcome::of(&error),
         };
@@ -282,10 +284,24 @@ impl AiCall {
             stats.rows_started(asked as u64);
         }
         let function_metrics = &function_metrics;
-        let outcomes = join_all(rows.iter().map(|row| async move {
-            match row {
-                Some(row) => Some(self.outcome(row, runtime, function_metrics).await),
-                None => None,
+        let answers = if runtime.settings.pack_rows > 1 && self.function.packable() {
+            let valid = |answer: &str| self.function.parse(answer, &self.bound.constants).is_ok();
+            packing::answers(&rows, &valid, runtime, function_metrics).await
+        } else {
+            join_all(rows.iter().map(|row| async move {
+                match row {
+                    Some(row) => Some(runtime.answer(&row.request, function_metrics).await),
+                    None => None,
+                }
+            }))
+            .await
+        };
+        let outcomes = join_all(rows.iter().zip(answers).map(|(row, answer)| async move {
+            match (row, answer) {
+                (Some(row), Some(answer)) => {
+                    Some(self.outcome(row, answer, runtime, function_metrics).await)
+                }
+                _ => None,
             }
         }))
         .await;
@@ -362,9 +378,9 @@ impl fmt::Display for AiCall {
 
 /// One row's request, with the excerpt of its input that errors show and the firmer
 /// request sent when the function refuses the first answer.
-struct Row {
+pub(super) struct Row {
     input: String,
-    request: ChatRequest,
+    pub request: ChatRequest,
     firmer: Option<ChatRequest>,
 }
 
@@ -463,77 +479,128 @@ impl CallRuntime {
     /// The answer to `request`: from the persistent response cache when it holds one,
     /// otherwise sent once per query, whoever else asks the same, and stored in the
     /// cache as soon as it arrives (errors are never stored).
-    async fn answer(
+    pub(super) async fn answer(
         &self,
         request: &ChatRequest,
         function_metrics: &Arc<FunctionMetrics>,
-    ) -> std::result::Result<Arc<ChatAnswer>, Arc<CallError>> {
-        let body = match serde_json::to_string(request) {
-            Ok(body) => body,
-            Err(e) => {
-                return Err(Arc::new(CallError::Failed {
-                    attempts: 0,
-                    error: ProviderError::Malformed {
-                        detail: format!("request could not be encoded: {e}"),
-                    },
-                }));
-            }
-        };
-        let cache = self.dispatcher.cache_for(&self.settings).map(|cache| {
-            let key = CacheKey::new(&self.settings.chat_url, &self.settings.model, &body);
-            (cache, key)
-        });
-        let key = format!("{}\n{body}", self.settings.chat_url);
-        let dispatcher = Arc::clone(&self.dispatcher);
-        let settings = Arc::clone(&self.settings);
-        let metrics = self.metrics.clone();
+    ) -> AnswerResult {
+        let keys = self.keys(request)?;
+        let runtime = self.clone();
         let observer = Arc::clone(function_metrics);
-        let dry_run = self.dry_run;
         let request = request.clone();
-        let span = tracing::debug_span!(
-            "ai_call",
-            query_id = self.query.query_id(),
-            function = observer.function(),
-        );
+        let span = self.span(&observer);
         let (result, shared) = self
             .memo
             .get_or_call(
-                key,
+                keys.memo.clone(),
                 async move {
                     observer.unique_prompt();
-                    if let Some((cache, key)) = &cache
-                        && let Some(answer) = cache.get(key, settings.cache_ttl)
-                    {
-                        metrics.cache_hits.add(1);
-                        observer.cache_hit();
-                        dispatcher.stats().cache_hit();
-                        tracing::debug!("answered from the response cache");
+                    if let Some(answer) = runtime.cached(&keys, &observer) {
                         return Ok(answer);
                     }
-                    if dry_run {
+                    if runtime.dry_run {
                         observer.not_sent(request.prompt_chars());
                         return Err(CallError::DryRun);
                     }
-                    let result = dispatcher.call(&settings, &request, &*observer).await;
-                    let attempts = match &result {
-                        Ok(answered) => answered.attempts,
-                        Err(error) => error.attempts(),
-                    };
-                    metrics.requests.add(attempts as usize);
-                    metrics.retries.add(attempts.saturating_sub(1) as usize);
-                    if let (Ok(answered), Some((cache, key))) = (&result, cache) {
-                        cache.put(key, &answered.answer);
+                    let result = runtime.send(&request, &observer).await;
+                    if let Ok(answer) = &result {
+                        runtime.store(keys, answer);
                     }
-                    result.map(|answered| answered.answer)
+                    result
                 }
                 .instrument(span),
             )
             .await;
         if shared {
-            self.metrics.dedup_hits.add(1);
-            function_metrics.dedup_hit();
-            self.dispatcher.stats().dedup_hit();
+            self.shared_answer(function_metrics);
         }
         result
     }
+
+    /// The keys of `request`: for the query's memo and for the response cache.
+    pub(super) fn keys(&self, request: &ChatRequest) -> Result<RequestKeys, Arc<CallError>> {
+        let body = serde_json::to_string(request).map_err(|e| {
+            Arc::new(CallError::Failed {
+                attempts: 0,
+                error: ProviderError::Malformed {
+                    detail: format!("request could not be encoded: {e}"),
+                },
+            })
+        })?;
+        Ok(RequestKeys {
+            memo: format!("{}\n{body}", self.settings.chat_url),
+            cache: self.dispatcher.cache_for(&self.settings).map(|cache| {
+                let key = CacheKey::new(&self.settings.chat_url, &self.settings.model, &body);
+                (cache, key)
+            }),
+        })
+    }
+
+    /// The span every request of one call runs in.
+    pub(super) fn span(&self, observer: &FunctionMetrics) -> tracing::Span {
+        tracing::debug_span!(
+            "ai_call",
+            query_id = self.query.query_id(),
+            function = observer.function(),
+        )
+    }
+
+    /// The cached answer of a request, counted as a cache hit.
+    pub(super) fn cached(
+        &self,
+        keys: &RequestKeys,
+        observer: &FunctionMetrics,
+    ) -> Option<ChatAnswer> {
+        let (cache, key) = keys.cache.as_ref()?;
+        let answer = cache.get(key, self.settings.cache_ttl)?;
+        self.metrics.cache_hits.add(1);
+        observer.cache_hit();
+        self.dispatcher.stats().cache_hit();
+        tracing::debug!("answered from the response cache");
+        Some(answer)
+    }
+
+    /// Stores an answer in the response cache, if there is one.
+    pub(super) fn store(&self, keys: RequestKeys, answer: &ChatAnswer) {
+        if let Some((cache, key)) = keys.cache {
+            cache.put(key, answer);
+        }
+    }
+
+    /// Sends a request through the dispatcher, counting its attempts.
+    pub(super) async fn send(
+        &self,
+        request: &ChatRequest,
+        observer: &Arc<FunctionMetrics>,
+    ) -> Result<ChatAnswer, CallError> {
+        let result = self
+            .dispatcher
+            .call(&self.settings, request, &**observer)
+            .await;
+        let attempts = match &result {
+            Ok(answered) => answered.attempts,
+            Err(error) => error.attempts(),
+        };
+        self.metrics.requests.add(attempts as usize);
+        self.metrics
+            .retries
+            .add(attempts.saturating_sub(1) as usize);
+        result.map(|answered| answered.answer)
+    }
+
+    /// Counts a row answered by an identical request of the same query.
+    pub(super) fn shared_answer(&self, observer: &FunctionMetrics) {
+        self.metrics.dedup_hits.add(1);
+        observer.dedup_hit();
+        self.dispatcher.stats().dedup_hit();
+    }
+}
+
+/// The result of one request, shared by every row that asked it.
+pub(super) type AnswerResult = std::result::Result<Arc<ChatAnswer>, Arc<CallError>>;
+
+/// Where a request's answer is remembered: the query's memo and the response cache.
+pub(super) struct RequestKeys {
+    pub memo: String,
+    pub cache: Option<(Arc<ResponseCache>, CacheKey)>,
 }

@@ -87,6 +87,16 @@ pub struct FaultConfig {
     /// When `Some(n)`, at most `n` faults are injected since the configuration was set;
     /// afterwards every request succeeds.
     pub max_faults: Option<u64>,
+    /// Rate of packed answers (blossom's multi-row packing) that leave one id out.
+    pub pack_drop_id: f64,
+    /// Rate of packed answers that give one id twice (the copy with an invalid answer).
+    pub pack_duplicate_id: f64,
+    /// Rate of packed answers that add an id that was not asked.
+    pub pack_unknown_id: f64,
+    /// Rate of packed answers where one item's answer is invalid (`UNSURE`).
+    pub pack_invalid_answer: f64,
+    /// Rate of packed answers in reverse order (harmless: rows are matched by id).
+    pub pack_shuffle: f64,
 }
 
 impl Default for FaultConfig {
@@ -104,6 +114,11 @@ impl Default for FaultConfig {
             retry_after_in_body: true,
             hang_for: Duration::from_secs(30),
             max_faults: None,
+            pack_drop_id: 0.0,
+            pack_duplicate_id: 0.0,
+            pack_unknown_id: 0.0,
+            pack_invalid_answer: 0.0,
+            pack_shuffle: 0.0,
         }
     }
 }
@@ -119,6 +134,11 @@ impl FaultConfig {
             ("malformed_json", self.malformed_json),
             ("empty_content", self.empty_content),
             ("payment_required", self.payment_required),
+            ("pack_drop_id", self.pack_drop_id),
+            ("pack_duplicate_id", self.pack_duplicate_id),
+            ("pack_unknown_id", self.pack_unknown_id),
+            ("pack_invalid_answer", self.pack_invalid_answer),
+            ("pack_shuffle", self.pack_shuffle),
         ];
         for (name, rate) in rates {
             validate_rate(name, rate)?;
@@ -126,7 +146,20 @@ impl FaultConfig {
         Ok(())
     }
 
-    /// True when no fault can be injected.
+    /// Sets every `pack_*` misbehaviour (shuffling included) to `rate`.
+    pub fn with_pack_misbehaviour(self, rate: f64) -> Self {
+        Self {
+            pack_drop_id: rate,
+            pack_duplicate_id: rate,
+            pack_unknown_id: rate,
+            pack_invalid_answer: rate,
+            pack_shuffle: rate,
+            ..self
+        }
+    }
+
+    /// True when no request-level fault can be injected (packed-answer misbehaviour
+    /// aside).
     pub fn is_empty(&self) -> bool {
         [
             self.server_error,

@@ -15,6 +15,8 @@ use super::answers::answer_for;
 use super::config::SimConfig;
 use super::faults::FaultKind;
 use super::limiter::{ceil_secs, retry_after_secs};
+use super::packed::packed_answer;
+use super::protocol::ChatMessage;
 use super::protocol::{
     ChatRequest, completion_body, error_body, estimate_tokens, models_body, prompt_tokens,
     truncate_json,
@@ -182,13 +184,13 @@ async fn chat(
         )),
         Some(FaultKind::Hang) => {
             sleep(config.faults.hang_for).await;
-            let content = answer_for(&request.messages);
+            let content = content_for(&request.messages, &config);
             let body = answer(&content, estimate_tokens(&content));
             Ok(value_response(StatusCode::OK, &body))
         }
         Some(FaultKind::MalformedJson) => {
             sleep(plan.delay).await;
-            let content = answer_for(&request.messages);
+            let content = content_for(&request.messages, &config);
             let body = answer(&content, estimate_tokens(&content)).to_string();
             Ok(json_response(StatusCode::OK, truncate_json(&body)))
         }
@@ -198,7 +200,7 @@ async fn chat(
         }
         None => {
             sleep(plan.delay).await;
-            let content = answer_for(&request.messages);
+            let content = content_for(&request.messages, &config);
             let prompt = prompt_tokens(&request.messages);
             let completion = estimate_tokens(&content);
             state.stats.answered(prompt, completion);
@@ -208,6 +210,11 @@ async fn chat(
             ))
         }
     }
+}
+
+/// The answer to a chat request: per item for a packed one, else the single answer.
+fn content_for(messages: &[ChatMessage], config: &SimConfig) -> String {
+    packed_answer(messages, &config.faults, config.seed).unwrap_or_else(|| answer_for(messages))
 }
 
 /// An injected `429`, with `Retry-After` in the header and/or body as configured.

@@ -18,6 +18,7 @@ mod config;
 mod faults;
 mod handler;
 mod limiter;
+mod packed;
 mod protocol;
 mod server;
 mod state;
@@ -32,6 +33,7 @@ pub use answers::{
 };
 pub use config::{FaultConfig, SimConfig, validate_rate};
 pub use faults::FaultKind;
+pub use packed::{INVALID_PACKED_ANSWER, packed_answer};
 pub use protocol::{ChatMessage, ChatRequest, estimate_tokens, prompt_tokens};
 pub use server::Simulator;
 pub use stats::SimStats;

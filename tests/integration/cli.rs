@@ -50,7 +50,8 @@ fn main_command_runs_on_the_bundled_csv_with_the_simulator() {
             "-c",
             &main_query("data/reviews.csv"),
         ],
-        &[],
+        // As the README runs it: packing at its default.
+        &[("BLOSSOM_PACK_ROWS", "")],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

@@ -35,6 +35,8 @@ pub fn session(sim: &Simulator, options: &[(&str, &str)]) -> SessionContext {
         .and_then(|b| b.with_option("retry_initial_backoff_ms", "5"))
         .and_then(|b| b.with_option("retry_max_backoff_ms", "20"))
         .and_then(|b| b.with_option("cache", "off"))
+        // Most tests count requests per row; packing has tests of its own (packing.rs).
+        .and_then(|b| b.with_option("pack_rows", "1"))
         .expect("valid options");
     for (key, value) in options {
         builder = builder.with_option(key, value).expect("valid option");
@@ -107,5 +109,7 @@ pub fn blossom_command(args: &[&str]) -> std::process::Command {
         command.env_remove(var);
     }
     command.env("BLOSSOM_CACHE", "off");
+    // Most tests count requests per row; a test of the defaults removes this.
+    command.env("BLOSSOM_PACK_ROWS", "1");
     command
 }

@@ -9,5 +9,6 @@ mod convert;
 mod dispatch;
 mod errors;
 mod estimate;
+mod packing;
 mod pipeline;
 mod repl;

@@ -1,0 +1,159 @@
+//! The multi-row packing protocol: several rows that share a function's instruction go
+//! in one request, the static instruction first and the rows after it as a JSON array
+//! of `{"id", "text"}` items; the answer must be a JSON array of `{"id", "answer"}`.
+//!
+//! ```sql
+//! SET blossom.pack_rows = 8;  -- up to 8 rows per request for sentiment, categorize, ...
+//! SELECT sentiment(text) FROM 'data/reviews.csv';
+//! ```
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::provider::ChatMessage;
+
+/// Appended to the function's own instruction in a packed request. Providers with prefix
+/// caching reuse everything up to the items, which come last.
+pub const PACK_PROTOCOL: &str = "\n\nYou get several items at once, as a JSON array of \
+objects {\"id\": <number>, \"text\": <text>}. Do the task above for each item's text on its \
+own. Answer with only a JSON array of objects {\"id\": <number>, \"answer\": <your answer for \
+that item>}, one per item, every id exactly once, and nothing else.";
+
+/// Longest row text, in characters, that is packed; a longer one is asked on its own.
+pub const MAX_PACKED_TEXT_CHARS: usize = 2_000;
+
+/// One row in a packed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackItem {
+    /// Its number within the pack, from 1.
+    pub id: u64,
+    /// The row's text: what the single-row request's user message holds.
+    pub text: String,
+}
+
+/// The messages of a packed request: the single-row request's leading (system) messages
+/// with [`PACK_PROTOCOL`] appended to the last of them, then the items as one user
+/// message. `None` if `instruction` is empty.
+pub fn packed_messages(instruction: &[ChatMessage], texts: &[&str]) -> Option<Vec<ChatMessage>> {
+    let (last, first) = instruction.split_last()?;
+    let mut messages = first.to_vec();
+    messages.push(ChatMessage {
+        role: last.role.clone(),
+        content: format!("{}{PACK_PROTOCOL}", last.content),
+    });
+    let items: Vec<PackItem> = texts
+        .iter()
+        .zip(1..)
+        .map(|(text, id)| PackItem {
+            id,
+            text: (*text).to_string(),
+        })
+        .collect();
+    let user = serde_json::to_string(&items).ok()?;
+    messages.push(ChatMessage::user(user));
+    Some(messages)
+}
+
+/// The answers a packed answer gives, by id: only ids that appear exactly once, with a
+/// text, a number or a boolean as the answer. Ids missing, repeated or unknown (outside
+/// `1..=items`) are left out, so their rows are asked again.
+pub fn parse_packed_answer(answer: &str, items: usize) -> HashMap<u64, String> {
+    let Some(array) = json_array(answer) else {
+        return HashMap::new();
+    };
+    let mut seen: HashMap<u64, Option<String>> = HashMap::new();
+    for entry in array {
+        let Some(id) = entry.get("id").and_then(id_of) else {
+            continue;
+        };
+        let text = entry
+            .get("answer")
+            .or_else(|| entry.get("value"))
+            .and_then(answer_text);
+        seen.entry(id)
+            .and_modify(|existing| *existing = None)
+            .or_insert(text);
+    }
+    seen.into_iter()
+        .filter(|(id, _)| (1..=items as u64).contains(id))
+        .filter_map(|(id, text)| text.map(|t| (id, t)))
+        .collect()
+}
+
+/// The first JSON array in `answer`: the whole answer, or one inside a code fence or
+/// surrounded by prose.
+fn json_array(answer: &str) -> Option<Vec<Value>> {
+    if let Ok(Value::Array(array)) = serde_json::from_str(answer.trim()) {
+        return Some(array);
+    }
+    let start = answer.find('[')?;
+    let end = answer.rfind(']')?;
+    match serde_json::from_str(answer.get(start..=end)?) {
+        Ok(Value::Array(array)) => Some(array),
+        _ => None,
+    }
+}
+
+fn id_of(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn answer_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instruction_first_items_last() {
+        let messages = packed_messages(
+            &[ChatMessage::system("Classify the sentiment.")],
+            &["good", "bad \"quoted\""],
+        )
+        .unwrap();
+        assert_eq!(messages.len(), 2);
+        assert!(messages[0].content.starts_with("Classify the sentiment."));
+        assert!(messages[0].content.ends_with("and nothing else."));
+        let items: Vec<PackItem> = serde_json::from_str(&messages[1].content).unwrap();
+        assert_eq!(items[1].id, 2);
+        assert_eq!(items[1].text, "bad \"quoted\"");
+        assert!(packed_messages(&[], &["x"]).is_none());
+    }
+
+    #[test]
+    fn answers_by_id_in_any_order_and_form() {
+        let answer = "```json\n[{\"id\": 2, \"answer\": \"NEGATIVE\"}, {\"id\": \"1\", \"answer\": \"POSITIVE\"}, {\"id\": 3, \"answer\": true}]\n```";
+        let parsed = parse_packed_answer(answer, 3);
+        assert_eq!(parsed[&1], "POSITIVE");
+        assert_eq!(parsed[&2], "NEGATIVE");
+        assert_eq!(parsed[&3], "true");
+    }
+
+    #[test]
+    fn missing_repeated_and_unknown_ids_are_left_out() {
+        let answer = r#"[{"id": 1, "answer": "A"}, {"id": 1, "answer": "A"}, {"id": 2, "answer": "B"},
+                         {"id": 9, "answer": "C"}, {"id": 3, "answer": null}, {"answer": "D"}]"#;
+        let parsed = parse_packed_answer(answer, 4);
+        assert_eq!(parsed.len(), 1, "{parsed:?}");
+        assert_eq!(parsed[&2], "B");
+    }
+
+    #[test]
+    fn prose_gives_nothing() {
+        assert!(parse_packed_answer("I cannot do that.", 2).is_empty());
+        assert!(parse_packed_answer("[not json]", 2).is_empty());
+    }
+}

@@ -1,0 +1,110 @@
+//! Multi-row packing over larger inputs: with packed answers misbehaving, every row still
+//! gets exactly the value its own request gets; answers from packs are cached per row,
+//! so a later unpacked run asks nothing; a run over budget stops mid-way with packs too.
+
+use blossom_sql::sim::{FaultConfig, SimConfig};
+use blossom_sql::stats::session_stats;
+
+use crate::common::*;
+
+/// `n` texts, a third each positive, negative and neutral, with `duplicates` of every
+/// hundred repeating an earlier text.
+fn texts(n: usize, duplicates: usize) -> Vec<Option<String>> {
+    (0..n)
+        .map(|i| {
+            let i = if i % 100 < duplicates { i / 2 } else { i };
+            let mood = ["was great", "arrived broken", "is a chair"][i % 3];
+            Some(format!("order {i}: the thing {mood}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_packed_answers_never_give_a_row_another_rows_value() {
+    let sim = faulty_simulator(FaultConfig::default().with_pack_misbehaviour(0.05)).await;
+    let ctx = session(&sim, &[("pack_rows", "16"), ("max_concurrency", "16")]);
+    let texts = texts(2_000, 30);
+    register_texts(&ctx, &texts);
+    let values = column(&ctx, "SELECT sentiment(text) FROM t").await.unwrap();
+    assert_eq!(
+        values,
+        expected_sentiments(&texts),
+        "every row its own value"
+    );
+    let stats = session_stats(&ctx).unwrap().snapshot();
+    assert_eq!(stats.failed_rows, 0);
+    let unique = {
+        let mut t = texts.clone();
+        t.sort();
+        t.dedup();
+        t.len() as u64
+    };
+    let floor = unique.div_ceil(16);
+    assert!(
+        stats.requests > floor && stats.requests < unique / 4,
+        "{} requests for {unique} unique rows: some repair, far fewer than one per row",
+        stats.requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_answers_are_cached_per_row() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let texts = texts(100, 0);
+    let packed = session(&sim, &[("cache", cache), ("pack_rows", "8")]);
+    register_texts(&packed, &texts);
+    column(&packed, "SELECT sentiment(text) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(sim.stats().requests, 13);
+    drop(packed);
+
+    let single = session(&sim, &[("cache", cache)]);
+    register_texts(&single, &texts);
+    let values = column(&single, "SELECT sentiment(text) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(values, expected_sentiments(&texts));
+    assert_eq!(
+        sim.stats().requests,
+        13,
+        "every row was answered from the cache"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_stops_a_packed_query_and_its_rows_stay_cached() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let texts = texts(200, 0);
+    let options = [
+        ("cache", cache),
+        ("pack_rows", "10"),
+        ("max_concurrency", "1"),
+    ];
+    let ctx = session(
+        &sim,
+        &[options.as_slice(), &[("max_requests", "5")]].concat(),
+    );
+    register_texts(&ctx, &texts);
+    let error = column(&ctx, "SELECT sentiment(text) FROM t")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("blossom.max_requests = 5"), "{error}");
+    assert_eq!(sim.stats().requests, 5);
+    drop(ctx);
+
+    let ctx = session(&sim, &options);
+    register_texts(&ctx, &texts);
+    let values = column(&ctx, "SELECT sentiment(text) FROM t").await.unwrap();
+    assert_eq!(values, expected_sentiments(&texts));
+    assert_eq!(
+        sim.stats().requests,
+        20,
+        "the 50 rows answered before are not asked again"
+    );
+}
