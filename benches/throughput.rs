@@ -176,6 +176,9 @@ async fn run(cell: &Cell, cell_id: usize) -> (usize, Duration, Duration) {
     let ctx = BlossomSessionBuilder::new()
         .with_simulator(&sim)
         .and_then(|b| b.with_option("cache", "off"))
+        // One request per row: this benchmark is about the pipeline (benches/packing.rs
+        // measures packing).
+        .and_then(|b| b.with_option("pack_rows", "1"))
         .and_then(|b| b.with_option("max_concurrency", &cell.max_concurrency.to_string()))
         .and_then(|b| b.build())
         .expect("session");

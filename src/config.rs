@@ -36,6 +36,10 @@ const OPTIONS: &[(&str, &str)] = &[
         "Model name; empty means the preset's default model",
     ),
     (
+        "embedding_model",
+        "Model of embed(); empty means the preset's (text-embedding-3-small; nomic-embed-text for ollama)",
+    ),
+    (
         "api_key",
         "API key sent as a bearer token; write-only, always shown redacted",
     ),
@@ -309,6 +313,8 @@ pub struct BlossomOptions {
     pub base_url: Option<String>,
     /// `blossom.model`; `None` means the preset's.
     pub model: Option<String>,
+    /// `blossom.embedding_model`; `None` means the preset's.
+    pub embedding_model: Option<String>,
     /// `blossom.api_key` (write-only).
     pub api_key: ApiKey,
     /// `blossom.temperature`
@@ -347,6 +353,7 @@ impl Default for BlossomOptions {
             provider: ProviderPreset::Pollinations,
             base_url: None,
             model: None,
+            embedding_model: None,
             api_key: ApiKey::default(),
             temperature: None,
             max_answer_tokens: None,
@@ -415,6 +422,7 @@ impl BlossomOptions {
             "provider" => self.provider = trimmed.parse().map_err(bad)?,
             "base_url" => self.base_url = parse_base_url(trimmed).map_err(bad)?,
             "model" => self.model = non_empty(trimmed),
+            "embedding_model" => self.embedding_model = non_empty(trimmed),
             "api_key" => self.api_key = ApiKey::new(trimmed),
             "temperature" => {
                 self.temperature = parse_optional(trimmed, |t: f64| {
@@ -526,6 +534,7 @@ impl BlossomOptions {
             "provider" => Some(self.provider.to_string()),
             "base_url" => self.base_url.clone(),
             "model" => self.model.clone(),
+            "embedding_model" => self.embedding_model.clone(),
             "api_key" => self.api_key.is_set().then(|| self.api_key.to_string()),
             "temperature" => opt(&self.temperature),
             "max_answer_tokens" => opt(&self.max_answer_tokens),
@@ -596,7 +605,16 @@ impl BlossomOptions {
             }
             None => preset.chat_url.to_string(),
         };
+        let embedding_model = self.embedding_model.clone().unwrap_or_else(|| {
+            match self.provider {
+                ProviderPreset::Ollama => "nomic-embed-text",
+                _ => "text-embedding-3-small",
+            }
+            .to_string()
+        });
         Ok(ProviderSettings {
+            embeddings_url: embeddings_url_for(&chat_url),
+            embedding_model,
             chat_url,
             model: self
                 .model
@@ -632,6 +650,14 @@ struct Preset {
     model: &'static str,
     max_concurrency: usize,
     requests_per_minute: u32,
+}
+
+/// The embeddings URL next to a chat-completions URL.
+fn embeddings_url_for(chat_url: &str) -> String {
+    match chat_url.strip_suffix("/chat/completions") {
+        Some(base) => format!("{base}/embeddings"),
+        None => format!("{}/embeddings", chat_url.trim_end_matches('/')),
+    }
 }
 
 /// The chat-completions URL for a base URL: `<base>/chat/completions`, unless the base
@@ -719,6 +745,11 @@ impl ConfigExtension for BlossomOptions {
 pub struct ProviderSettings {
     /// The full chat-completions URL.
     pub chat_url: String,
+    /// The full embeddings URL: the chat URL's `/chat/completions` replaced by
+    /// `/embeddings`.
+    pub embeddings_url: String,
+    /// The model of `embed()`.
+    pub embedding_model: String,
     /// The model asked for.
     pub model: String,
     /// The bearer token, if any.
@@ -821,6 +852,21 @@ mod tests {
             "https://gen.pollinations.ai/v1/chat/completions"
         );
         assert!(!format!("{s:?}").contains("sk_secret_123"));
+    }
+
+    #[test]
+    fn pack_rows_defaults_and_reads_the_environment() {
+        let default = BlossomOptions::from_env_with(|_| None).unwrap();
+        assert_eq!(default.resolve().unwrap().pack_rows, DEFAULT_PACK_ROWS);
+        let set = BlossomOptions::from_env_with(|k| (k == "BLOSSOM_PACK_ROWS").then(|| "1".into()));
+        assert_eq!(set.unwrap().pack_rows, 1);
+        let bad =
+            BlossomOptions::from_env_with(|k| (k == "BLOSSOM_PACK_ROWS").then(|| "65".into()));
+        let error = bad.unwrap_err().to_string();
+        assert!(
+            error.contains("BLOSSOM_PACK_ROWS") && error.contains("1 to 64"),
+            "{error}"
+        );
     }
 
     #[test]

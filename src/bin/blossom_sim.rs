@@ -24,6 +24,13 @@ struct Args {
     /// Extra random latency, uniformly 0..=JITTER milliseconds.
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
+    /// Extra latency per answer token, in milliseconds (fractions allowed).
+    #[arg(long, default_value_t = 0.0)]
+    latency_per_token_ms: f64,
+    /// Rate of packed answers that misbehave in each way (drop, repeat or invent an id,
+    /// an invalid answer, reversed order).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pack_misbehaviour: f64,
     /// Answer 429 to chat requests beyond this many at once.
     #[arg(long)]
     max_concurrent: Option<usize>,
@@ -92,6 +99,9 @@ impl Args {
         SimConfig {
             latency: Duration::from_millis(self.latency_ms),
             jitter: Duration::from_millis(self.jitter_ms),
+            latency_per_token: Duration::from_secs_f64(
+                self.latency_per_token_ms.max(0.0) / 1_000.0,
+            ),
             max_concurrent: self.max_concurrent,
             requests_per_minute: self.rpm,
             rate_burst: self.rate_burst,
@@ -106,7 +116,7 @@ impl Args {
                 retry_after: Duration::from_millis(self.retry_after_ms),
                 hang_for: Duration::from_millis(self.hang_for_ms),
                 max_faults: self.max_faults,
-                ..FaultConfig::default()
+                ..FaultConfig::default().with_pack_misbehaviour(self.pack_misbehaviour)
             },
             seed: self.seed,
             model: self.model.clone(),

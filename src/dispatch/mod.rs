@@ -12,6 +12,7 @@ mod memo;
 mod observer;
 mod retry;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -24,16 +25,19 @@ pub use memo::QueryMemo;
 pub use observer::{CallObserver, Unobserved};
 
 use crate::config::ProviderSettings;
-use crate::provider::{ChatAnswer, ChatClient, ChatRequest, ProviderError};
+use crate::provider::{
+    ChatAnswer, ChatClient, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
+    TokenUsage,
+};
 use crate::stats::SessionStats;
 use limits::Limits;
 use retry::Backoff;
 
 /// A request answered, and the attempts it took.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answered {
+pub struct Answered<T = ChatAnswer> {
     /// The provider's answer.
-    pub answer: ChatAnswer,
+    pub answer: T,
     /// Attempts made, the successful one included.
     pub attempts: u32,
 }
@@ -131,16 +135,84 @@ impl Dispatcher {
         request: &ChatRequest,
         observer: &dyn CallObserver,
     ) -> Result<Answered, CallError> {
+        let attempt = Attempt {
+            url: &settings.chat_url,
+            model: &request.model,
+            prompt_chars: request.prompt_chars(),
+            max_answer_tokens: request.max_tokens,
+        };
+        self.attempts(settings, attempt, observer, || async {
+            let answer = self
+                .client
+                .complete(
+                    &settings.chat_url,
+                    &settings.api_key,
+                    settings.request_timeout,
+                    request,
+                )
+                .await?;
+            let usage = answer.usage;
+            Ok((answer, usage))
+        })
+        .await
+    }
+
+    /// Sends one embeddings request like [`Self::call`] sends a chat request: under the
+    /// session's limits, retried, charged to the observer's budget.
+    ///
+    /// ```sql
+    /// SELECT embed(text) FROM 'data/reviews.csv'; -- inputs go many to a request
+    /// ```
+    pub async fn embed(
+        &self,
+        settings: &ProviderSettings,
+        request: &EmbeddingRequest,
+        observer: &dyn CallObserver,
+    ) -> Result<Answered<EmbeddingAnswer>, CallError> {
+        let attempt = Attempt {
+            url: &settings.embeddings_url,
+            model: &request.model,
+            prompt_chars: request.input.iter().map(|t| t.chars().count()).sum(),
+            max_answer_tokens: None,
+        };
+        self.attempts(settings, attempt, observer, || async {
+            let answer = self
+                .client
+                .embed(
+                    &settings.embeddings_url,
+                    &settings.api_key,
+                    settings.request_timeout,
+                    request,
+                )
+                .await?;
+            let usage = answer.usage;
+            Ok((answer, usage))
+        })
+        .await
+    }
+
+    /// Makes attempts with `send` until one succeeds, one fails for good, or the budget
+    /// stops them: the retry loop shared by every kind of request.
+    async fn attempts<T, F, Fut>(
+        &self,
+        settings: &ProviderSettings,
+        attempt: Attempt<'_>,
+        observer: &dyn CallObserver,
+        send: F,
+    ) -> Result<Answered<T>, CallError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(T, Option<TokenUsage>), ProviderError>>,
+    {
         let limits = self.limits_for(settings);
         let mut backoff = Backoff::new(settings);
-        let prompt_chars = request.prompt_chars();
         let mut attempts = 0;
         loop {
             attempts += 1;
             let span = tracing::debug_span!(
                 "request",
-                url = %settings.chat_url,
-                model = %request.model,
+                url = %attempt.url,
+                model = %attempt.model,
                 attempt = attempts,
             );
             let result = async {
@@ -148,21 +220,14 @@ impl Dispatcher {
                 if !throttled.is_zero() {
                     observer.throttled(throttled);
                 }
-                let reservation = observer::reserve(observer, prompt_chars, request.max_tokens)
-                    .map_err(CallError::OverBudget)?;
+                let reservation =
+                    observer::reserve(observer, attempt.prompt_chars, attempt.max_answer_tokens)
+                        .map_err(CallError::OverBudget)?;
                 self.stats.request_started(attempts > 1);
                 let started = std::time::Instant::now();
-                let result = self
-                    .client
-                    .complete(
-                        &settings.chat_url,
-                        &settings.api_key,
-                        settings.request_timeout,
-                        request,
-                    )
-                    .await;
+                let result = send().await;
                 let latency = started.elapsed();
-                let usage = result.as_ref().ok().and_then(|a| a.usage);
+                let usage = result.as_ref().ok().and_then(|(_, usage)| *usage);
                 if let (Some(budget), Some(reservation)) = (observer.budget(), reservation) {
                     budget.settle(reservation, usage);
                 }
@@ -188,12 +253,12 @@ impl Dispatcher {
             .instrument(span)
             .await?;
             let error = match result {
-                Ok(answer) => return Ok(Answered { answer, attempts }),
+                Ok((answer, _)) => return Ok(Answered { answer, attempts }),
                 Err(error) => error,
             };
             if !error.is_retryable() || attempts > settings.max_retries {
                 tracing::debug!(
-                    url = %settings.chat_url,
+                    url = %attempt.url,
                     attempts,
                     class = error.class(),
                     "request failed for good: {error}"
@@ -212,7 +277,7 @@ impl Dispatcher {
                 observer.throttled(wait);
             }
             tracing::debug!(
-                url = %settings.chat_url,
+                url = %attempt.url,
                 attempt = attempts,
                 class = error.class(),
                 wait_ms = wait.as_millis() as u64,
@@ -221,4 +286,13 @@ impl Dispatcher {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// What the retry loop needs to know of a request: where it goes, for the spans, and
+/// its size, for the budget.
+struct Attempt<'a> {
+    url: &'a str,
+    model: &'a str,
+    prompt_chars: usize,
+    max_answer_tokens: Option<u32>,
 }

@@ -5,6 +5,7 @@
 mod ai_filter;
 mod args;
 mod categorize;
+mod cosine_similarity;
 mod enhance;
 mod generate;
 mod insights;
@@ -25,6 +26,7 @@ use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, 
 pub use ai_filter::AiFilter;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
+pub use cosine_similarity::CosineSimilarity;
 pub use enhance::Enhance;
 pub use generate::Generate;
 pub use insights::Insights;
@@ -92,6 +94,14 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
         false
     }
 
+    /// `Some` for a function answered by the embeddings endpoint rather than chat
+    /// (`embed()`), with the vector length to ask for (`None`: the model's own). Its
+    /// [`AiFunction::messages`] must end with the text to embed; the answer
+    /// [`AiFunction::parse`] gets is the vector as a JSON array.
+    fn embeds(&self, _constants: &Constants) -> Option<Option<u32>> {
+        None
+    }
+
     /// The SQL type of the result.
     fn return_type(&self) -> DataType {
         DataType::Utf8
@@ -115,11 +125,13 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
     ]
 }
 
-/// Every AI function as a DataFusion scalar UDF, ready to register.
+/// Every AI function as a DataFusion scalar UDF, plus `cosine_similarity`, ready to
+/// register.
 pub fn udfs() -> Vec<ScalarUDF> {
     all()
         .into_iter()
         .map(|f| ScalarUDF::new_from_impl(AiUdf::new(f)))
+        .chain([ScalarUDF::new_from_impl(CosineSimilarity::default())])
         .collect()
 }
 

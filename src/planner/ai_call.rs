@@ -16,12 +16,15 @@ use futures::future::join_all;
 use tracing::Instrument;
 
 use super::metrics::AiMetrics;
-use super::packing;
+use super::{embedding, packing};
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
-use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError, truncate_chars};
+use crate::provider::{
+    ChatAnswer, ChatMessage, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
+    truncate_chars,
+};
 use crate::query_metrics::{FunctionMetrics, QueryMetrics};
 
 /// Answers of one query, deduplicated by request.
@@ -224,10 +227,12 @@ impl AiCall {
     fn request(&self, settings: &ProviderSettings, messages: Vec<ChatMessage>) -> ChatRequest {
         let options = &self.bound.options;
         ChatRequest {
-            model: options
-                .model
-                .clone()
-                .unwrap_or_else(|| settings.model.clone()),
+            model: options.model.clone().unwrap_or_else(|| {
+                match self.function.embeds(&self.bound.constants) {
+                    Some(_) => settings.embedding_model.clone(),
+                    None => settings.model.clone(),
+                }
+            }),
             messages,
             temperature: options.temperature.or(settings.temperature),
             max_tokens: options.max_answer_tokens.or(settings.max_answer_tokens),
@@ -284,7 +289,9 @@ impl AiCall {
             stats.rows_started(asked as u64);
         }
         let function_metrics = &function_metrics;
-        let answers = if runtime.settings.pack_rows > 1 && self.function.packable() {
+        let answers = if let Some(dimensions) = self.function.embeds(&self.bound.constants) {
+            embedding::answers(&rows, dimensions, runtime, function_metrics).await
+        } else if runtime.settings.pack_rows > 1 && self.function.packable() {
             let valid = |answer: &str| self.function.parse(answer, &self.bound.constants).is_ok();
             packing::answers(&rows, &valid, runtime, function_metrics).await
         } else {
@@ -576,6 +583,27 @@ impl CallRuntime {
         let result = self
             .dispatcher
             .call(&self.settings, request, &**observer)
+            .await;
+        let attempts = match &result {
+            Ok(answered) => answered.attempts,
+            Err(error) => error.attempts(),
+        };
+        self.metrics.requests.add(attempts as usize);
+        self.metrics
+            .retries
+            .add(attempts.saturating_sub(1) as usize);
+        result.map(|answered| answered.answer)
+    }
+
+    /// Sends an embeddings request through the dispatcher, counting its attempts.
+    pub(super) async fn send_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        observer: &Arc<FunctionMetrics>,
+    ) -> Result<EmbeddingAnswer, CallError> {
+        let result = self
+            .dispatcher
+            .embed(&self.settings, request, &**observer)
             .await;
         let attempts = match &result {
             Ok(answered) => answered.attempts,

@@ -4,6 +4,8 @@
 
 mod ai_call;
 mod ai_exec;
+mod claim;
+mod embedding;
 mod lift;
 mod metrics;
 mod packing;

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join, join_all};
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::ai_call::{AnswerResult, CallRuntime, RequestKeys, Row};
+use super::ai_call::{AnswerResult, CallRuntime, Row};
+use super::claim::{Ask, claim};
 use crate::dispatch::CallError;
 use crate::functions::pack::{MAX_PACKED_TEXT_CHARS, packed_messages, parse_packed_answer};
-use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
+use crate::provider::{ChatAnswer, ChatMessage, ChatRequest};
 use crate::query_metrics::FunctionMetrics;
 
 /// Extra answer tokens allowed per packed row for its id and JSON punctuation, when
@@ -51,34 +51,16 @@ pub(super) async fn answers(
                 continue;
             }
         };
-        let (sender, receiver) = oneshot::channel();
-        let (answer, shared) = runtime.memo.claim(keys.memo.clone(), async move {
-            receiver.await.unwrap_or_else(|_| {
-                Err(CallError::Failed {
-                    attempts: 0,
-                    error: ProviderError::Malformed {
-                        detail: "the packed request of this row was abandoned".to_string(),
-                    },
-                })
-            })
-        });
-        pending.push(Some(answer.boxed()));
-        if shared {
-            runtime.shared_answer(metrics);
-            continue;
+        let claim = claim(runtime, keys, metrics);
+        pending.push(Some(claim.answer));
+        if let Some(ask) = claim.ask {
+            to_ask.push(Unanswered {
+                request: row.request.clone(),
+                instruction,
+                text,
+                ask,
+            });
         }
-        metrics.unique_prompt();
-        if let Some(answer) = runtime.cached(&keys, metrics) {
-            let _ = sender.send(Ok(answer));
-            continue;
-        }
-        to_ask.push(Unanswered {
-            request: row.request.clone(),
-            instruction,
-            text,
-            keys,
-            sender,
-        });
     }
     let pack_rows = runtime.settings.pack_rows;
     let packs = group(to_ask, pack_rows);
@@ -103,17 +85,12 @@ struct Unanswered {
     /// The messages before the row's text: what rows of one pack share.
     instruction: Vec<ChatMessage>,
     text: String,
-    keys: RequestKeys,
-    sender: oneshot::Sender<Result<ChatAnswer, CallError>>,
+    ask: Ask,
 }
 
 impl Unanswered {
     fn answer(self, runtime: &CallRuntime, result: Result<ChatAnswer, CallError>) {
-        if let Ok(answer) = &result {
-            runtime.store(self.keys, answer);
-        }
-        // The row's future is gone only if the query was abandoned.
-        let _ = self.sender.send(result);
+        self.ask.answer(runtime, result);
     }
 }
 

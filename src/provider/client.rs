@@ -1,10 +1,11 @@
-//! The HTTP call of one chat completion (reqwest with rustls), and the mapping of every
-//! way it can go wrong onto [`ProviderError`].
+//! The HTTP calls of one chat completion or one embeddings request (reqwest with
+//! rustls), and the mapping of every way they can go wrong onto [`ProviderError`].
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 
+use super::embeddings::{EmbeddingAnswer, EmbeddingRequest, parse_embeddings};
 use super::error::ProviderError;
 use super::retry_after::parse_retry_after;
 use super::types::{ChatAnswer, ChatRequest, ChatResponse};
@@ -44,6 +45,30 @@ impl ChatClient {
         timeout: Duration,
         body: &ChatRequest,
     ) -> Result<ChatAnswer, ProviderError> {
+        let text = self.post(url, api_key, timeout, body).await?;
+        parse_answer(&text)
+    }
+
+    /// Sends one embeddings request to `url` and reads one vector per input.
+    pub async fn embed(
+        &self,
+        url: &str,
+        api_key: &ApiKey,
+        timeout: Duration,
+        body: &EmbeddingRequest,
+    ) -> Result<EmbeddingAnswer, ProviderError> {
+        let text = self.post(url, api_key, timeout, body).await?;
+        parse_embeddings(&text, body.input.len())
+    }
+
+    /// POSTs `body` as JSON and returns the body of a successful answer.
+    async fn post(
+        &self,
+        url: &str,
+        api_key: &ApiKey,
+        timeout: Duration,
+        body: &impl serde::Serialize,
+    ) -> Result<String, ProviderError> {
         let mut request = self.http.post(url).timeout(timeout).json(body);
         if let Some(key) = api_key.expose() {
             request = request.header(AUTHORIZATION, format!("Bearer {key}"));
@@ -69,7 +94,7 @@ impl ChatClient {
                 retry_after: parse_retry_after(retry_after_header.as_deref(), &text),
             });
         }
-        parse_answer(&text)
+        Ok(text)
     }
 }
 
@@ -147,7 +172,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     format!("{:?}", truncate_chars(text, 80))
 }
 

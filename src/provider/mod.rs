@@ -2,12 +2,14 @@
 //! call, and the classes of errors a provider gives (retryable or not).
 
 mod client;
+mod embeddings;
 mod error;
 mod retry_after;
 mod types;
 
 pub use client::ChatClient;
 pub(crate) use client::truncate_chars;
+pub use embeddings::{EmbeddingAnswer, EmbeddingRequest};
 pub use error::ProviderError;
 pub use retry_after::parse_retry_after;
 pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage};

@@ -10,6 +10,9 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Extra latency, uniformly random in `0..=jitter` (seeded by `seed`).
     pub jitter: Duration,
+    /// Latency per answer token, added to `latency` for answered requests: a model
+    /// generates its answer token by token, so a long (or packed) answer takes longer.
+    pub latency_per_token: Duration,
     /// Chat requests beyond this many being served at once get
     /// `429` with `Retry-After: 1` and an `{"error": ...}` body.
     pub max_concurrent: Option<usize>,
@@ -35,6 +38,7 @@ impl Default for SimConfig {
         Self {
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
+            latency_per_token: Duration::ZERO,
             max_concurrent: None,
             requests_per_minute: None,
             rate_burst: 1,

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::answers::answer_for;
 use super::config::SimConfig;
+use super::embeddings::{EmbeddingsRequest, embeddings_body};
 use super::faults::FaultKind;
 use super::limiter::{ceil_secs, retry_after_secs};
 use super::packed::packed_answer;
@@ -53,7 +54,10 @@ pub async fn handle(
     };
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions" | "/openai") => {
-            chat(&state, req).await
+            chat(&state, req, Endpoint::Chat).await
+        }
+        (&Method::POST, "/v1/embeddings" | "/embeddings" | "/openai/embeddings") => {
+            chat(&state, req, Endpoint::Embeddings).await
         }
         (&Method::GET, "/v1/models" | "/models") => Ok(models(&state, req.headers())),
         (&Method::GET, "/sim/stats") => Ok(match serde_json::to_string(&state.stats.snapshot()) {
@@ -86,10 +90,19 @@ fn models(state: &SharedState, headers: &HeaderMap) -> Response<Body> {
     value_response(StatusCode::OK, &models_body(&config.model))
 }
 
-/// `POST /v1/chat/completions`.
+/// What a POST asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+/// `POST /v1/chat/completions` and `POST /v1/embeddings`: both go through the same
+/// authentication, limits, fault dice and latency.
 async fn chat(
     state: &SharedState,
     req: Request<Incoming>,
+    endpoint: Endpoint,
 ) -> Result<Response<Body>, DroppedConnection> {
     let _in_flight = state.stats.enter();
     let config = state.config();
@@ -140,6 +153,9 @@ async fn chat(
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
         return Ok(response);
+    }
+    if endpoint == Endpoint::Embeddings {
+        return embeddings(state, &config, &bytes).await;
     }
     let request: ChatRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
@@ -199,10 +215,13 @@ async fn chat(
             Ok(value_response(StatusCode::OK, &answer("", 0)))
         }
         None => {
-            sleep(plan.delay).await;
             let content = content_for(&request.messages, &config);
             let prompt = prompt_tokens(&request.messages);
             let completion = estimate_tokens(&content);
+            let generation = config
+                .latency_per_token
+                .saturating_mul(u32::try_from(completion).unwrap_or(u32::MAX));
+            sleep(plan.delay + generation).await;
             state.stats.answered(prompt, completion);
             Ok(value_response(
                 StatusCode::OK,
@@ -210,6 +229,49 @@ async fn chat(
             ))
         }
     }
+}
+
+/// The rest of `POST /v1/embeddings`, after authentication and the limits: request
+/// parsing, the fault (only the HTTP-level kinds apply), latency, vectors.
+async fn embeddings(
+    state: &SharedState,
+    config: &SimConfig,
+    bytes: &[u8],
+) -> Result<Response<Body>, DroppedConnection> {
+    let request: EmbeddingsRequest = match serde_json::from_slice(bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid embeddings request: {e}"),
+                "invalid_request_error",
+            ));
+        }
+    };
+    state
+        .stats
+        .model_requested(request.model.as_deref().unwrap_or_default());
+    let plan = state.plan();
+    if let Some(kind) = plan.fault {
+        state.stats.fault(kind);
+    }
+    match plan.fault {
+        Some(FaultKind::DropConnection) => return Err(DroppedConnection),
+        Some(FaultKind::ServerError) => {
+            return Ok(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error (simulated fault)",
+                "server_error",
+            ));
+        }
+        Some(FaultKind::RateLimited) => return Ok(injected_rate_limit(config)),
+        _ => {}
+    }
+    sleep(plan.delay).await;
+    let body = embeddings_body(&request, &config.model);
+    let tokens = body["usage"]["prompt_tokens"].as_u64().unwrap_or_default();
+    state.stats.answered(tokens, 0);
+    Ok(value_response(StatusCode::OK, &body))
 }
 
 /// The answer to a chat request: per item for a packed one, else the single answer.

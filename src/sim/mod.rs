@@ -15,6 +15,7 @@
 
 mod answers;
 mod config;
+mod embeddings;
 mod faults;
 mod handler;
 mod limiter;
@@ -32,6 +33,7 @@ pub use answers::{
     request_text, sentiment_answer, sentiment_label, system_prompt,
 };
 pub use config::{FaultConfig, SimConfig, validate_rate};
+pub use embeddings::{DEFAULT_DIMENSIONS, embedding_for};
 pub use faults::FaultKind;
 pub use packed::{INVALID_PACKED_ANSWER, packed_answer};
 pub use protocol::{ChatMessage, ChatRequest, estimate_tokens, prompt_tokens};

@@ -1,0 +1,202 @@
+//! Multi-row packing (`blossom.pack_rows`) against the simulator: for 10,000 sentiment
+//! rows of unique texts, and the same with 30% duplicate texts, the requests per row and
+//! the wall time against the bound for pack_rows 1, 4, 8, 16 and 32; then, with about 5%
+//! of packed answers misbehaving, how many rows got a value other than their own
+//! single-row answer (the target is 0) and the extra requests repair cost.
+//!
+//! ```text
+//! cargo bench --bench packing            # everything (about 2 minutes)
+//! cargo bench --bench packing -- quick   # unique texts, pack_rows 1 and 16
+//! ```
+//!
+//! The simulated model takes 50 ms per request plus 2 ms per answer token, so a packed
+//! answer, being longer, takes longer, as a real model's would. The bound of a run is
+//! `(requests × base latency + answer tokens × 2 ms) / max_concurrency`, with the base
+//! latency measured (the median of 20 sequential requests, less their tokens' share):
+//! the time the simulator needs at best for what was asked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blossom_sql::BlossomSessionBuilder;
+use blossom_sql::sim::{FaultConfig, SimConfig, Simulator, estimate_tokens, sentiment_label};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+
+const ROWS: usize = 10_000;
+const BATCH_ROWS: usize = 8_192;
+const MAX_CONCURRENCY: usize = 32;
+const BASE_LATENCY: Duration = Duration::from_millis(50);
+const LATENCY_PER_TOKEN: Duration = Duration::from_millis(2);
+/// Each of the four harmful misbehaviours (drop, repeat or invent an id, an invalid
+/// answer) at 1.25%: about 5% of packed answers misbehave. Shuffling, harmless, at 5%.
+const MISBEHAVIOUR_EACH: f64 = 0.0125;
+
+/// `ROWS` texts, a third each positive, negative and neutral; with `duplicates`, 30 of
+/// every 100 rows repeat an earlier text.
+fn texts(duplicates: bool) -> Vec<String> {
+    (0..ROWS)
+        .map(|i| {
+            let i = if duplicates && i % 100 < 30 { i / 3 } else { i };
+            let mood = ["was great", "arrived broken", "is a chair"][i % 3];
+            format!("order {i}: the thing {mood}")
+        })
+        .collect()
+}
+
+struct Measured {
+    requests: u64,
+    wall: Duration,
+    bound: Duration,
+    differing: usize,
+}
+
+/// The simulator's base latency: the median of 20 sequential requests, less the share
+/// of their answer's tokens.
+async fn base_latency(sim: &Simulator) -> Duration {
+    let client = reqwest::Client::new();
+    let url = format!("{}/chat/completions", sim.base_url());
+    let body =
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "calibrate"}]});
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let response = client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("calibrates");
+        let answer: serde_json::Value = response.json().await.expect("calibration answer");
+        let content = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("");
+        let tokens = u32::try_from(estimate_tokens(content)).unwrap_or(0);
+        samples.push(start.elapsed().saturating_sub(LATENCY_PER_TOKEN * tokens));
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+async fn run(texts: &[String], pack_rows: usize, misbehaving: bool) -> Measured {
+    let faults = if misbehaving {
+        FaultConfig {
+            pack_drop_id: MISBEHAVIOUR_EACH,
+            pack_duplicate_id: MISBEHAVIOUR_EACH,
+            pack_unknown_id: MISBEHAVIOUR_EACH,
+            pack_invalid_answer: MISBEHAVIOUR_EACH,
+            pack_shuffle: 0.05,
+            ..FaultConfig::default()
+        }
+    } else {
+        FaultConfig::default()
+    };
+    let sim = Simulator::start(SimConfig {
+        latency: BASE_LATENCY,
+        latency_per_token: LATENCY_PER_TOKEN,
+        faults,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let base = base_latency(&sim).await;
+    sim.reset_stats();
+    let ctx = BlossomSessionBuilder::new()
+        .with_simulator(&sim)
+        .and_then(|b| b.with_option("cache", "off"))
+        .and_then(|b| b.with_option("pack_rows", &pack_rows.to_string()))
+        .and_then(|b| b.with_option("max_concurrency", &MAX_CONCURRENCY.to_string()))
+        .and_then(|b| b.build())
+        .expect("session");
+    let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+    let batches: Vec<RecordBatch> = texts
+        .chunks(BATCH_ROWS)
+        .map(|chunk| {
+            let array = StringArray::from_iter_values(chunk.iter());
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).expect("batch")
+        })
+        .collect();
+    let table = MemTable::try_new(schema, vec![batches]).expect("table");
+    ctx.register_table("t", Arc::new(table)).expect("register");
+
+    let start = Instant::now();
+    let out = ctx
+        .sql("SELECT text, sentiment(text) FROM t")
+        .await
+        .expect("plans")
+        .collect()
+        .await
+        .expect("runs");
+    let wall = start.elapsed();
+
+    let mut rows = 0;
+    let mut differing = 0;
+    for batch in &out {
+        let (text, label) = (
+            batch.column(0).as_string::<i32>(),
+            batch.column(1).as_string::<i32>(),
+        );
+        for i in 0..batch.num_rows() {
+            rows += 1;
+            if label.is_null(i) || label.value(i) != sentiment_label(text.value(i)) {
+                differing += 1;
+            }
+        }
+    }
+    assert_eq!(rows, texts.len(), "every row comes out");
+    let stats = sim.stats();
+    let tokens = u32::try_from(stats.completion_tokens).unwrap_or(u32::MAX);
+    let busy =
+        base * u32::try_from(stats.requests).unwrap_or(u32::MAX) + LATENCY_PER_TOKEN * tokens;
+    Measured {
+        requests: stats.requests,
+        wall,
+        bound: busy / MAX_CONCURRENCY as u32,
+        differing,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let datasets: &[(&str, bool)] = if quick {
+        &[("unique", false)]
+    } else {
+        &[("unique", false), ("30% duplicates", true)]
+    };
+    let sizes: &[usize] = if quick { &[1, 16] } else { &[1, 4, 8, 16, 32] };
+    println!(
+        "{ROWS} sentiment rows, {} ms + {} ms per answer token, max_concurrency {MAX_CONCURRENCY}",
+        BASE_LATENCY.as_millis(),
+        LATENCY_PER_TOKEN.as_millis()
+    );
+    println!(
+        "| texts | pack_rows | misbehaving answers | requests | requests/row | wall (s) | bound (s) | ratio | rows differing | repair requests |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, duplicates) in datasets {
+        let texts = texts(*duplicates);
+        for &pack_rows in sizes {
+            let clean = run(&texts, pack_rows, false).await;
+            print_row(name, pack_rows, "0", &clean, None);
+            if pack_rows > 1 {
+                let bad = run(&texts, pack_rows, true).await;
+                print_row(name, pack_rows, "~5%", &bad, Some(clean.requests));
+            }
+        }
+    }
+}
+
+fn print_row(texts: &str, pack_rows: usize, misbehaving: &str, m: &Measured, clean: Option<u64>) {
+    let repair = clean.map_or("".to_string(), |c| m.requests.saturating_sub(c).to_string());
+    println!(
+        "| {texts} | {pack_rows} | {misbehaving} | {} | {:.3} | {:.2} | {:.2} | {:.2} | {} | {repair} |",
+        m.requests,
+        m.requests as f64 / ROWS as f64,
+        m.wall.as_secs_f64(),
+        m.bound.as_secs_f64(),
+        m.wall.as_secs_f64() / m.bound.as_secs_f64(),
+        m.differing,
+    );
+}

@@ -1,0 +1,67 @@
+//! Claiming a row's request in the query's memo before its answer is known: the row that
+//! claims first must get the request answered (alone, packed with others, or batched
+//! for embeddings); every other row asking the same shares that answer. Used where rows
+//! are answered together rather than one request each.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::ai_call::{AnswerResult, CallRuntime, RequestKeys};
+use crate::dispatch::CallError;
+use crate::provider::{ChatAnswer, ProviderError};
+use crate::query_metrics::FunctionMetrics;
+
+/// A row's claim: the future of its answer, and, when nothing answers it yet (no earlier
+/// request of the query, no cached answer), the duty to get it answered.
+pub(super) struct Claim {
+    pub answer: BoxFuture<'static, AnswerResult>,
+    pub ask: Option<Ask>,
+}
+
+/// The duty to answer one claimed request.
+pub(super) struct Ask {
+    keys: RequestKeys,
+    sender: oneshot::Sender<Result<ChatAnswer, CallError>>,
+}
+
+impl Ask {
+    /// Answers the claimed request (storing a success in the response cache).
+    pub(super) fn answer(self, runtime: &CallRuntime, result: Result<ChatAnswer, CallError>) {
+        if let Ok(answer) = &result {
+            runtime.store(self.keys, answer);
+        }
+        // The row's future is gone only if the query was abandoned.
+        let _ = self.sender.send(result);
+    }
+}
+
+/// Claims the request with `keys`, counting the row as a dedup hit, a unique prompt, and
+/// a cache hit as it turns out.
+pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &FunctionMetrics) -> Claim {
+    let (sender, receiver) = oneshot::channel();
+    let (answer, shared) = runtime.memo.claim(keys.memo.clone(), async move {
+        receiver.await.unwrap_or_else(|_| {
+            Err(CallError::Failed {
+                attempts: 0,
+                error: ProviderError::Malformed {
+                    detail: "the request of this row was abandoned".to_string(),
+                },
+            })
+        })
+    });
+    let answer = answer.boxed();
+    if shared {
+        runtime.shared_answer(metrics);
+        return Claim { answer, ask: None };
+    }
+    metrics.unique_prompt();
+    if let Some(cached) = runtime.cached(&keys, metrics) {
+        let _ = sender.send(Ok(cached));
+        return Claim { answer, ask: None };
+    }
+    Claim {
+        answer,
+        ask: Some(Ask { keys, sender }),
+    }
+}
