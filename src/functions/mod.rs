@@ -6,9 +6,12 @@ mod ai_filter;
 mod args;
 mod categorize;
 mod enhance;
+mod extract;
+mod extract_sql;
 mod generate;
 mod insights;
 mod options;
+mod schema;
 mod sentiment;
 mod summarize;
 mod translate;
@@ -25,9 +28,12 @@ pub use ai_filter::AiFilter;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
 pub use enhance::Enhance;
+pub use extract::Extract;
+pub use extract_sql::ExtractPlanner;
 pub use generate::Generate;
 pub use insights::Insights;
 pub use options::{CallOptions, OPTION_KEYS};
+pub use schema::{FieldType, ScalarKind, SchemaField, StructSchema};
 pub use sentiment::Sentiment;
 pub use summarize::Summarize;
 pub use translate::Translate;
@@ -129,6 +135,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Translate),
         Arc::new(Categorize),
         Arc::new(AiFilter),
+        Arc::new(Extract),
     ]
 }
 
