@@ -6,7 +6,8 @@
 //! `sim_peak_in_flight()`, `sim_reset()` (zeroes its counters, returns 0) and
 //! `sim_fault('<kind>', <rate>)` (sets a fault rate: server_error, rate_limited, hang,
 //! drop_connection, malformed_json, empty_content, payment_required; returns the kind)
-//! and `sim_model_requests('<model>')` (chat requests that asked for that model).
+//! and `sim_model_requests('<model>')` (chat requests that asked for that model) and
+//! `sim_json_requests()` (chat requests that asked for a JSON answer).
 //!
 //! `cargo test --test sqllogictests [-- FILTER]` runs the files whose name contains FILTER.
 
@@ -133,6 +134,9 @@ fn register_sim_functions(ctx: &SessionContext, sim: &Arc<Simulator>) {
     ctx.register_udf(counter("sim_requests", |s| s.stats().requests as i64));
     ctx.register_udf(counter("sim_peak_in_flight", |s| {
         s.stats().peak_in_flight as i64
+    }));
+    ctx.register_udf(counter("sim_json_requests", |s| {
+        s.stats().json_requests as i64
     }));
     ctx.register_udf(counter("sim_reset", |s| {
         s.reset_stats();
