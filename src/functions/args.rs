@@ -828,6 +828,39 @@ mod tests {
     }
 
     #[test]
+    fn schemas_are_literals_parsed_when_bound() {
+        const EXTRACT: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::schema("schema")]);
+        let bound = bind_literals(&EXTRACT, &[utf8("t"), utf8("name VARCHAR, n INT")]).unwrap();
+        assert_eq!(bound.row_args, vec![0]);
+        let schema = bound.constants.schema().expect("a schema");
+        assert_eq!(schema.fields().len(), 2);
+        let e = err(bind_literals(&EXTRACT, &[utf8("t"), utf8("n MONEY")]));
+        assert!(
+            e.contains("f(): argument 2 (schema) field 1: the field \"n\" has the unknown type"),
+            "{e}"
+        );
+        let e = err(bind_literals(
+            &EXTRACT,
+            &[utf8("t"), ScalarValue::Int64(Some(1))],
+        ));
+        assert!(
+            e.contains("argument 2 (schema) must be a text literal"),
+            "{e}"
+        );
+        // A column is refused even while the logical plan is built: it gives the type.
+        let e = err(EXTRACT.bind(
+            "f",
+            &[DataType::Utf8, DataType::Utf8],
+            &[None, None],
+            Stage::Logical,
+        ));
+        assert!(
+            e.contains("argument 2 (schema) must be a text literal written in the query"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn usage_and_example_types() {
         assert_eq!(
             SUMMARIZE.usage("summarize"),
