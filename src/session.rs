@@ -145,12 +145,16 @@ impl BlossomSessionBuilder {
                 Arc::clone(&metrics),
             ))];
         rules.extend(PhysicalOptimizer::new().rules);
-        let state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rules(rules)
-            .with_query_planner(Arc::new(LiftAiCalls))
-            .build();
+            .with_query_planner(Arc::new(LiftAiCalls));
+        // Before DataFusion's own: SQL parses extract(text, 'schema') as EXTRACT.
+        if let Some(planners) = builder.expr_planners() {
+            planners.insert(0, Arc::new(functions::ExtractPlanner::default()));
+        }
+        let state = builder.build();
         // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv'.
         let ctx = SessionContext::new_with_state(state).enable_url_table();
         for udf in functions::udfs() {

@@ -7,8 +7,9 @@
 //! `sim_fault('<kind>', <rate>)` (sets a fault rate: server_error, rate_limited, hang,
 //! drop_connection, malformed_json, empty_content, payment_required, and the packed-answer
 //! misbehaviours pack_drop_id, pack_duplicate_id, pack_unknown_id, pack_invalid_answer,
-//! pack_shuffle; returns the kind)
-//! and `sim_model_requests('<model>')` (chat requests that asked for that model).
+//! pack_shuffle; returns the kind), `sim_model_requests('<model>')` (chat requests that
+//! asked for that model) and `sim_json_requests()` (chat requests that asked for a JSON
+//! answer).
 //!
 //! `cargo test --test sqllogictests [-- FILTER]` runs the files whose name contains FILTER.
 
@@ -137,6 +138,9 @@ fn register_sim_functions(ctx: &SessionContext, sim: &Arc<Simulator>) {
     ctx.register_udf(counter("sim_requests", |s| s.stats().requests as i64));
     ctx.register_udf(counter("sim_peak_in_flight", |s| {
         s.stats().peak_in_flight as i64
+    }));
+    ctx.register_udf(counter("sim_json_requests", |s| {
+        s.stats().json_requests as i64
     }));
     ctx.register_udf(counter("sim_reset", |s| {
         s.reset_stats();

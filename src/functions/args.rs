@@ -15,6 +15,7 @@ use datafusion::common::{Result, ScalarValue, plan_datafusion_err, plan_err};
 
 use super::answer_key as label_key;
 use super::options::CallOptions;
+use super::schema::StructSchema;
 use crate::provider::truncate_chars;
 
 /// What a parameter takes.
@@ -35,6 +36,9 @@ pub enum ParamKind {
     /// Labels written in the query: one or more text literals, or one `ARRAY[...]` of
     /// text literals. Only as the variadic parameter.
     Labels,
+    /// The fields of a STRUCT result, a text literal such as
+    /// `'name VARCHAR, price DOUBLE, tags VARCHAR[]'` (see [`StructSchema`]).
+    Schema,
 }
 
 /// One named parameter of an AI function.
@@ -64,6 +68,14 @@ impl Param {
         Self {
             name,
             kind: ParamKind::PositiveInt,
+        }
+    }
+
+    /// A schema literal (`'name VARCHAR, price DOUBLE'`).
+    pub const fn schema(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Schema,
         }
     }
 
@@ -121,6 +133,7 @@ pub enum Stage {
 pub struct Constants {
     ints: Vec<(&'static str, u64)>,
     labels: Vec<String>,
+    schema: Option<StructSchema>,
 }
 
 impl Constants {
@@ -134,11 +147,24 @@ impl Constants {
         &self.labels
     }
 
+    /// The parsed schema literal, when the function takes one and the call gave it.
+    pub fn schema(&self) -> Option<&StructSchema> {
+        self.schema.as_ref()
+    }
+
+    /// Constants with the given schema, for tests and callers outside SQL.
+    pub fn with_schema(schema: StructSchema) -> Self {
+        Self {
+            schema: Some(schema),
+            ..Self::default()
+        }
+    }
+
     /// Constants with the given labels, for tests and callers outside SQL.
     pub fn with_labels<I: IntoIterator<Item = S>, S: Into<String>>(labels: I) -> Self {
         Self {
-            ints: Vec::new(),
             labels: labels.into_iter().map(Into::into).collect(),
+            ..Self::default()
         }
     }
 
@@ -146,7 +172,7 @@ impl Constants {
     pub fn with_int(name: &'static str, value: u64) -> Self {
         Self {
             ints: vec![(name, value)],
-            labels: Vec::new(),
+            ..Self::default()
         }
     }
 }
@@ -235,7 +261,7 @@ impl ArgSpec {
     /// parameters, then each count of optional ones (or one label).
     pub fn example_types(&self) -> Vec<Vec<DataType>> {
         let type_of = |p: &Param| match p.kind {
-            ParamKind::Text | ParamKind::Labels => DataType::Utf8,
+            ParamKind::Text | ParamKind::Labels | ParamKind::Schema => DataType::Utf8,
             ParamKind::PositiveInt => DataType::Int64,
         };
         let base: Vec<DataType> = self.required.iter().map(type_of).collect();
@@ -365,6 +391,31 @@ impl ArgSpec {
                         None => labels_known = false,
                     }
                 }
+                // Always a literal, even while the logical plan is built: the schema
+                // gives the call's return type.
+                ParamKind::Schema => match value(i).map(|v| (v, v.try_as_str())) {
+                    Some((_, Some(Some(text)))) => {
+                        let schema = StructSchema::parse(text)
+                            .map_err(|why| plan_datafusion_err!("{} {why}", at()))?;
+                        bound.constants.schema = Some(schema);
+                    }
+                    Some((v, _)) => {
+                        return plan_err!(
+                            "{} must be a text literal such as 'name VARCHAR, price DOUBLE', \
+                             got {}",
+                            at(),
+                            shown(v)
+                        );
+                    }
+                    None => {
+                        return plan_err!(
+                            "{} must be a text literal written in the query, such as \
+                             'name VARCHAR, price DOUBLE', got {}",
+                            at(),
+                            describe(None, stage)
+                        );
+                    }
+                },
             }
         }
         if array_given && label_args > 1 {
@@ -774,6 +825,39 @@ mod tests {
             &[utf8("t"), utf8(r#"{"model": "x"}"#)],
         ));
         assert!(e.contains("no labels given"), "{e}");
+    }
+
+    #[test]
+    fn schemas_are_literals_parsed_when_bound() {
+        const EXTRACT: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::schema("schema")]);
+        let bound = bind_literals(&EXTRACT, &[utf8("t"), utf8("name VARCHAR, n INT")]).unwrap();
+        assert_eq!(bound.row_args, vec![0]);
+        let schema = bound.constants.schema().expect("a schema");
+        assert_eq!(schema.fields().len(), 2);
+        let e = err(bind_literals(&EXTRACT, &[utf8("t"), utf8("n MONEY")]));
+        assert!(
+            e.contains("f(): argument 2 (schema) field 1: the field \"n\" has the unknown type"),
+            "{e}"
+        );
+        let e = err(bind_literals(
+            &EXTRACT,
+            &[utf8("t"), ScalarValue::Int64(Some(1))],
+        ));
+        assert!(
+            e.contains("argument 2 (schema) must be a text literal"),
+            "{e}"
+        );
+        // A column is refused even while the logical plan is built: it gives the type.
+        let e = err(EXTRACT.bind(
+            "f",
+            &[DataType::Utf8, DataType::Utf8],
+            &[None, None],
+            Stage::Logical,
+        ));
+        assert!(
+            e.contains("argument 2 (schema) must be a text literal written in the query"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,10 +7,13 @@ mod args;
 mod categorize;
 mod cosine_similarity;
 mod enhance;
+mod extract;
+mod extract_sql;
 mod generate;
 mod insights;
 mod options;
 pub mod pack;
+mod schema;
 mod sentiment;
 mod summarize;
 mod translate;
@@ -28,9 +31,12 @@ pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
 pub use cosine_similarity::CosineSimilarity;
 pub use enhance::Enhance;
+pub use extract::Extract;
+pub use extract_sql::ExtractPlanner;
 pub use generate::Generate;
 pub use insights::Insights;
 pub use options::{CallOptions, OPTION_KEYS};
+pub use schema::{FieldType, ScalarKind, SchemaField, StructSchema};
 pub use sentiment::Sentiment;
 pub use summarize::Summarize;
 pub use translate::Translate;
@@ -107,8 +113,34 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
         DataType::Utf8
     }
 
+    /// The SQL type of the result of a call with these literal arguments; the default is
+    /// [`AiFunction::return_type`]. A function whose type depends on a literal (such as
+    /// `extract()`'s schema) says here why there is none, as a phrase following
+    /// `name(): `.
+    fn return_type_for(&self, _constants: &Constants) -> Result<DataType, String> {
+        Ok(self.return_type())
+    }
+
+    /// The `response_format` the requests carry (e.g. an OpenAI JSON schema); `None`
+    /// (the default) sends none.
+    fn response_format(&self, _constants: &Constants) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Turns the model's answer into the row's value, or says why it is not acceptable.
     fn parse(&self, answer: &str, constants: &Constants) -> Result<ScalarValue, String>;
+
+    /// Like [`AiFunction::parse`], but a value may come with problems: each one makes
+    /// the row count as failed (recorded with the class `invalid_field`), while the row
+    /// keeps the value when `blossom.on_error = 'null'`. The default has none.
+    fn parse_lenient(
+        &self,
+        answer: &str,
+        constants: &Constants,
+    ) -> Result<(ScalarValue, Vec<String>), String> {
+        self.parse(answer, constants)
+            .map(|value| (value, Vec::new()))
+    }
 }
 
 /// Every AI function blossom provides.
@@ -122,6 +154,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Translate),
         Arc::new(Categorize),
         Arc::new(AiFilter),
+        Arc::new(Extract),
     ]
 }
 

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, exec_err, plan_datafusion_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
@@ -78,22 +78,27 @@ impl ScalarUDFImpl for AiUdf {
     }
 
     /// Checks the call (argument count and types, literal arguments seen so far, the
-    /// options) while the plan is built, so a bad call fails before any request.
+    /// options) while the plan is built, so a bad call fails before any request. The
+    /// type may depend on the literal arguments (`extract()`'s schema).
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let types: Vec<DataType> = args
             .arg_fields
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        self.function.spec().bind(
+        let bound = self.function.spec().bind(
             self.function.name(),
             &types,
             args.scalar_arguments,
             Stage::Logical,
         )?;
+        let return_type = self
+            .function
+            .return_type_for(&bound.constants)
+            .map_err(|why| plan_datafusion_err!("{}(): {why}", self.function.name()))?;
         Ok(Arc::new(Field::new(
             self.function.name(),
-            self.function.return_type(),
+            return_type,
             true,
         )))
     }

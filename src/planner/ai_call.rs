@@ -236,6 +236,7 @@ impl AiCall {
             messages,
             temperature: options.temperature.or(settings.temperature),
             max_tokens: options.max_answer_tokens.or(settings.max_answer_tokens),
+            response_format: self.function.response_format(&self.bound.constants),
         }
     }
 
@@ -253,8 +254,8 @@ impl AiCall {
             Ok(answer) => answer,
             Err(error) => return Outcome::of(&error),
         };
-        let why = match self.function.parse(&answer.content, constants) {
-            Ok(value) => return Outcome::Value(value),
+        let why = match self.function.parse_lenient(&answer.content, constants) {
+            Ok((value, problems)) => return Outcome::of_value(value, problems),
             Err(why) => why,
         };
         let Some(firmer) = &row.firmer else {
@@ -264,8 +265,8 @@ impl AiCall {
             Ok(answer) => answer,
             Err(error) => return Outcome::of(&error),
         };
-        match self.function.parse(&answer.content, constants) {
-            Ok(value) => Outcome::Value(value),
+        match self.function.parse_lenient(&answer.content, constants) {
+            Ok((value, problems)) => Outcome::of_value(value, problems),
             Err(again) => Outcome::Failed(Cause::invalid(format!(
                 "{again} (asked twice, the second time more firmly)"
             ))),
@@ -327,10 +328,12 @@ impl AiCall {
                 values.push(null.clone());
                 continue;
             };
-            let outcome = match outcome {
-                Outcome::Value(value) => Ok(value),
-                Outcome::NotSent => Ok(null.clone()),
-                Outcome::Failed(cause) => Err(cause),
+            // A failed row's value: NULL, or what a partly invalid answer still gave.
+            let (outcome, kept) = match outcome {
+                Outcome::Value(value) => (Ok(value), None),
+                Outcome::NotSent => (Ok(null.clone()), None),
+                Outcome::Failed(cause) => (Err(cause), None),
+                Outcome::Partial(value, cause) => (Err(cause), Some(value)),
                 Outcome::OverBudget(exceeded) => {
                     finish(failed);
                     return Err(DataFusionError::External(Box::new(exceeded)));
@@ -360,7 +363,7 @@ impl AiCall {
                         return Err(DataFusionError::Execution(failure.to_string()));
                     }
                     tracing::warn!("{failure}; the row gets NULL (blossom.on_error = 'null')");
-                    values.push(null.clone());
+                    values.push(kept.unwrap_or_else(|| null.clone()));
                 }
             }
         }
@@ -410,6 +413,16 @@ impl Cause {
         }
     }
 
+    /// Fields of an answer the function could not use (the rest of the value is kept).
+    fn invalid_fields(problems: &[String]) -> Self {
+        Self {
+            class: "invalid_field",
+            status: None,
+            attempts: None,
+            message: problems.join("; "),
+        }
+    }
+
     /// A request the provider failed for good.
     fn of(error: &CallError, attempts: u32, provider_error: &ProviderError) -> Self {
         Self {
@@ -432,11 +445,23 @@ enum Outcome {
     NotSent,
     /// Failed for good; recorded, and NULL or the query's error per `blossom.on_error`.
     Failed(Cause),
+    /// A value with fields the function could not use: recorded and failed like
+    /// `Failed`, but the row keeps the value under `blossom.on_error = 'null'`.
+    Partial(ScalarValue, Cause),
     /// The query's budget stops the query.
     OverBudget(crate::dispatch::BudgetExceeded),
 }
 
 impl Outcome {
+    /// A parsed value, partial when it came with problems.
+    fn of_value(value: ScalarValue, problems: Vec<String>) -> Self {
+        if problems.is_empty() {
+            Self::Value(value)
+        } else {
+            Self::Partial(value, Cause::invalid_fields(&problems))
+        }
+    }
+
     fn of(error: &CallError) -> Self {
         match error {
             CallError::Failed {

@@ -162,6 +162,9 @@ fn ask<'a>(
             max_tokens: first
                 .max_tokens
                 .map(|n| n.saturating_add(PACK_TOKENS_PER_ROW).saturating_mul(rows)),
+            // The answer is the packing protocol's JSON array, whatever a single row's
+            // answer format (packable functions ask for none).
+            response_format: None,
         };
         if runtime.dry_run {
             metrics.not_sent(request.prompt_chars());

@@ -43,6 +43,10 @@ pub struct ChatRequest {
     /// Answer length limit, when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// The answer's format (OpenAI's `response_format`, e.g. a JSON schema), when the
+    /// function asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
 }
 
 impl ChatRequest {

@@ -167,6 +167,19 @@ pub const CONFUSE_ALWAYS_MARKER: &str = "[[confuse-always]]";
 /// What the confused classifier answers: no label.
 pub const NO_LABEL_ANSWER: &str = "none of these";
 
+/// A text containing this makes the extractor answer a non-numeric string for every
+/// numeric field (and every element of a numeric list).
+pub const BAD_FIELD_MARKER: &str = "[[bad-field]]";
+
+/// A text containing this makes the extractor answer [`NOT_JSON_ANSWER`].
+pub const NOT_JSON_MARKER: &str = "[[not-json]]";
+
+/// What the extractor answers to a text with [`NOT_JSON_MARKER`]: prose, no JSON.
+pub const NOT_JSON_ANSWER: &str = "I could not find any of those fields in the text.";
+
+/// What the extractor answers for a numeric field of a text with [`BAD_FIELD_MARKER`].
+pub const BAD_FIELD_VALUE: &str = "unknown";
+
 /// Words of a filter condition that say nothing about its subject.
 const CONDITION_STOP_WORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "about", "is", "are",
@@ -318,6 +331,154 @@ pub fn filter_answer(text: &str, condition: &str) -> String {
     }
 }
 
+/// The "extract" answer: a JSON object with one key per field the prompt lists (lines
+/// `- "key": kind`), valued from `text`:
+/// - `text`: the first capitalised word after the first word of `text`, else its first
+///   word (null when it has none);
+/// - `number`: the first number in `text` (a leading `$` and trailing punctuation are
+///   ignored), `whole number`: the first whole number; null when there is none;
+/// - `true or false`: true when `text` has the word "yes", else false when it has
+///   "no", else null;
+/// - `date as YYYY-MM-DD`: the first such date in `text`, else null;
+/// - `list of ...`: every such value; for texts, the `#hashtags` (without `#`).
+///
+/// With [`BAD_FIELD_MARKER`] numeric values are [`BAD_FIELD_VALUE`]; with
+/// [`NOT_JSON_MARKER`] the answer is [`NOT_JSON_ANSWER`]. The surface form follows
+/// `fnv1a(text) % 3`: the bare object, a ```` ```json ```` fenced block, or the object
+/// after a sentence with its numbers written as strings.
+pub fn extract_answer(text: &str, system: &str) -> String {
+    use serde_json::{Map, Value};
+    if text.contains(NOT_JSON_MARKER) {
+        return NOT_JSON_ANSWER.to_string();
+    }
+    let form = fnv1a(text) % 3;
+    let bad = text.contains(BAD_FIELD_MARKER);
+    let tokens: Vec<&str> = text
+        .split_whitespace()
+        .map(|t| {
+            t.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '!' | '?' | '(' | ')' | '"'))
+        })
+        .map(|t| t.trim_end_matches('.'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is_date = |t: &str| {
+        t.len() == 10
+            && t.char_indices().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+    };
+    let dates: Vec<Value> = tokens
+        .iter()
+        .filter(|t| is_date(t))
+        .map(|t| Value::String((*t).to_string()))
+        .collect();
+    let numbers: Vec<f64> = tokens
+        .iter()
+        .filter(|t| !is_date(t))
+        .filter_map(|t| t.trim_start_matches('$').parse::<f64>().ok())
+        .filter(|n| n.is_finite())
+        .collect();
+    let number = |n: f64, whole: bool| -> Value {
+        if bad {
+            return Value::String(BAD_FIELD_VALUE.to_string());
+        }
+        let value = if whole {
+            #[allow(clippy::cast_possible_truncation)]
+            Value::from(n as i64)
+        } else {
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+        };
+        if form == 2 {
+            Value::String(value.to_string())
+        } else {
+            value
+        }
+    };
+    let numbers_of = |whole: bool| -> Vec<Value> {
+        numbers
+            .iter()
+            .filter(|n| !whole || n.fract() == 0.0)
+            .map(|n| number(*n, whole))
+            .collect()
+    };
+    let plain_words: Vec<&str> = tokens
+        .iter()
+        .copied()
+        .filter(|t| t.chars().all(char::is_alphabetic))
+        .collect();
+    let name = plain_words
+        .iter()
+        .skip(1)
+        .find(|w| w.chars().next().is_some_and(char::is_uppercase))
+        .or_else(|| plain_words.first())
+        .map_or(Value::Null, |w| Value::String((*w).to_string()));
+    let lower = words(text);
+    let answers: Vec<Value> = lower
+        .iter()
+        .filter_map(|w| match w.as_str() {
+            "yes" => Some(Value::Bool(true)),
+            "no" => Some(Value::Bool(false)),
+            _ => None,
+        })
+        .collect();
+    let yes_no = if lower.iter().any(|w| w == "yes") {
+        Value::Bool(true)
+    } else if lower.iter().any(|w| w == "no") {
+        Value::Bool(false)
+    } else {
+        Value::Null
+    };
+    let hashtags: Vec<Value> = tokens
+        .iter()
+        .filter_map(|t| t.strip_prefix('#'))
+        .filter(|t| !t.is_empty())
+        .map(|t| Value::String(t.to_string()))
+        .collect();
+    let scalar = |kind: &str| -> Value {
+        match kind {
+            "text" => name.clone(),
+            "number" => numbers.first().map_or(Value::Null, |n| number(*n, false)),
+            "whole number" => numbers_of(true).into_iter().next().unwrap_or(Value::Null),
+            "true or false" => yes_no.clone(),
+            k if k.starts_with("date") => dates.first().cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    };
+    let mut object = Map::new();
+    for line in system.lines() {
+        let Some(rest) = line.strip_prefix("- \"") else {
+            continue;
+        };
+        let Some(split) = rest.rfind("\": ") else {
+            continue;
+        };
+        let Ok(key) = serde_json::from_str::<String>(&format!("\"{}\"", &rest[..split])) else {
+            continue;
+        };
+        let kind = &rest[split + 3..];
+        let value = match kind.strip_prefix("list of ") {
+            Some("text") => Value::Array(hashtags.clone()),
+            Some("number") => Value::Array(numbers_of(false)),
+            Some("whole number") => Value::Array(numbers_of(true)),
+            Some("true or false") => Value::Array(answers.clone()),
+            Some(k) if k.starts_with("date") => Value::Array(dates.clone()),
+            Some(_) => Value::Array(Vec::new()),
+            None => scalar(kind),
+        };
+        object.insert(key, value);
+    }
+    let json = Value::Object(object).to_string();
+    match form {
+        0 => json,
+        1 => format!("```json\n{json}\n```"),
+        _ => format!("Here are the fields I found: {json}"),
+    }
+}
+
 /// The lowercased alphanumeric words of `text`.
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -384,7 +545,8 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 /// The simulated answer to a chat request.
 ///
 /// The task is chosen from the lowercased system prompt, first match wins: blossom's
-/// own prompts first (`"you sort texts into categories"` → [`category_answer`] with the
+/// own prompts first (`"you extract fields from texts"` → [`extract_answer`] with the
+/// `- "key": kind` lines; `"you sort texts into categories"` → [`category_answer`] with the
 /// `- label` lines, firmer when it says `"must be exactly one of"`; `"you check whether
 /// a text meets a condition"` → [`filter_answer`] with the `Condition:` line; `"you
 /// translate texts"` → [`translation_answer`] with the language after `"Translate the
@@ -395,7 +557,9 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 pub fn answer_for(messages: &[ChatMessage]) -> String {
     let text = request_text(messages);
     let system = system_prompt(messages);
-    if system.contains("you sort texts into categories") {
+    if system.contains("you extract fields from texts") {
+        extract_answer(text, &system_text(messages))
+    } else if system.contains("you sort texts into categories") {
         let raw = system_text(messages);
         let firmer = system.contains("must be exactly one of");
         category_answer(text, &listed_labels(&raw), firmer)
@@ -607,6 +771,40 @@ mod tests {
             assert_eq!(key == "yes", yes, "{text}: {answer}");
             assert!(key == "yes" || key == "no", "{answer}");
         }
+    }
+
+    #[test]
+    fn extract_answers_json_from_the_text() {
+        let system = "You extract fields from texts. Answer with one JSON object that has \
+                      exactly these keys, and nothing else:\n- \"name\": text\n- \"price\": \
+                      number\n- \"qty\": whole number\n- \"ok\": true or false\n- \"day\": \
+                      date as YYYY-MM-DD\n- \"tags\": list of text\nUse null.";
+        let text = "The Widget costs $12.5, 3 left, yes, since 2024-03-01 #red #blue";
+        let answer = answer_for(&msgs(Some(system), text));
+        let json = answer
+            .find('{')
+            .and_then(|start| answer.rfind('}').map(|end| &answer[start..=end]))
+            .expect("an object");
+        let value: serde_json::Value = serde_json::from_str(json).expect("json");
+        assert_eq!(value["name"], "Widget");
+        assert!(
+            value["price"] == 12.5 || value["price"] == "12.5",
+            "{value}"
+        );
+        assert!(value["qty"] == 3 || value["qty"] == "3", "{value}");
+        assert_eq!(value["ok"], true);
+        assert_eq!(value["day"], "2024-03-01");
+        assert_eq!(value["tags"], serde_json::json!(["red", "blue"]));
+
+        let bad = answer_for(&msgs(Some(system), "Widget 12 [[bad-field]]"));
+        assert!(bad.contains("\"price\":\"unknown\""), "{bad}");
+        assert!(bad.contains("\"qty\":\"unknown\""), "{bad}");
+        assert_eq!(
+            answer_for(&msgs(Some(system), "Widget [[not-json]]")),
+            NOT_JSON_ANSWER
+        );
+        let none = answer_for(&msgs(Some(system), "nothing"));
+        assert!(none.contains("\"price\":null"), "{none}");
     }
 
     #[test]

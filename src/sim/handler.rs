@@ -171,6 +171,9 @@ async fn chat(
     state
         .stats
         .model_requested(request.model.as_deref().unwrap_or_default());
+    if request.wants_json() {
+        state.stats.json_requested();
+    }
     let plan = state.plan();
     if let Some(kind) = plan.fault {
         state.stats.fault(kind);

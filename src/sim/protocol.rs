@@ -51,6 +51,21 @@ pub struct ChatRequest {
     pub model: Option<String>,
     /// The conversation; required.
     pub messages: Vec<ChatMessage>,
+    /// The answer format asked for (`{"type": "json_schema", ...}`), read only to count
+    /// JSON requests: answers follow the system prompt either way.
+    #[serde(default)]
+    pub response_format: Option<Value>,
+}
+
+impl ChatRequest {
+    /// True when the request asks for a JSON answer (`json_schema` or `json_object`).
+    pub fn wants_json(&self) -> bool {
+        self.response_format
+            .as_ref()
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == "json_schema" || t == "json_object")
+    }
 }
 
 /// Flattens a message `content` value (string, null, parts array, part object) to text.

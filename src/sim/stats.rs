@@ -40,6 +40,10 @@ pub struct SimStats {
     /// Well-formed chat requests by the model they asked for (`""` when none).
     #[serde(default)]
     pub requests_by_model: BTreeMap<String, u64>,
+    /// Well-formed chat requests that asked for a JSON answer with a `response_format`
+    /// of type `json_schema` or `json_object`.
+    #[serde(default)]
+    pub json_requests: u64,
 }
 
 /// The live counters behind [`SimStats`].
@@ -57,6 +61,7 @@ pub struct StatsCounters {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     requests_by_model: Mutex<BTreeMap<String, u64>>,
+    json_requests: AtomicU64,
 }
 
 /// Counts a chat request as in flight until dropped.
@@ -107,6 +112,11 @@ impl StatsCounters {
         *by_model.entry(model.to_string()).or_insert(0) += 1;
     }
 
+    /// Counts a well-formed chat request asking for a JSON answer.
+    pub fn json_requested(&self) {
+        bump(&self.json_requests, 1);
+    }
+
     /// Counts a `429` from the own rate limiter.
     pub fn rate_limited(&self) {
         bump(&self.rate_limited, 1);
@@ -141,6 +151,7 @@ impl StatsCounters {
             &self.faults,
             &self.prompt_tokens,
             &self.completion_tokens,
+            &self.json_requests,
         ]
         .into_iter()
         .chain(&self.faults_by_kind)
@@ -180,6 +191,7 @@ impl StatsCounters {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            json_requests: get(&self.json_requests),
         }
     }
 }
@@ -199,6 +211,7 @@ mod tests {
             s.answered(3, 4);
             s.model_requested("m");
             s.model_requested("m");
+            s.json_requested();
         }
         let snap = s.snapshot();
         assert_eq!(snap.requests, 2);
@@ -209,6 +222,7 @@ mod tests {
         assert_eq!(snap.faults_by_kind.len(), 1);
         assert_eq!((snap.prompt_tokens, snap.completion_tokens), (3, 4));
         assert_eq!(snap.requests_by_model.get("m"), Some(&2));
+        assert_eq!(snap.json_requests, 1);
         s.reset();
         assert_eq!(s.snapshot(), SimStats::default());
     }
