@@ -35,6 +35,10 @@ pub enum ParamKind {
     /// Labels written in the query: one or more text literals, or one `ARRAY[...]` of
     /// text literals. Only as the variadic parameter.
     Labels,
+    /// A list of texts per row, such as `array_agg(text)` gives: a `List`, `LargeList`
+    /// or `FixedSizeList` whose elements can be cast to text. It stays a list (of
+    /// `Utf8`); a plain text is refused, since one text is not a list to reduce.
+    TextList,
 }
 
 /// One named parameter of an AI function.
@@ -72,6 +76,14 @@ impl Param {
         Self {
             name,
             kind: ParamKind::Labels,
+        }
+    }
+
+    /// A per-row list of texts.
+    pub const fn text_list(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: ParamKind::TextList,
         }
     }
 }
@@ -160,8 +172,11 @@ impl Constants {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BoundArgs {
-    /// Positions of the arguments evaluated per row (the text parameters), in order.
+    /// Positions of the arguments evaluated per row (the text and list parameters), in
+    /// order.
     pub row_args: Vec<usize>,
+    /// Which entry of `row_args` is the list parameter, when the function takes one.
+    pub list_arg: Option<usize>,
     /// The literal arguments.
     pub constants: Constants,
     /// The per-call options (all unset when the call gives none).
@@ -226,6 +241,9 @@ impl ArgSpec {
             .enumerate()
             .map(|(i, t)| match self.param_at(i) {
                 Some(p) if p.kind == ParamKind::Text && castable_to_text(t) => DataType::Utf8,
+                Some(p) if p.kind == ParamKind::TextList && is_list_of_castable(t) => {
+                    text_list_type()
+                }
                 _ => t.clone(),
             })
             .collect()
@@ -237,6 +255,7 @@ impl ArgSpec {
         let type_of = |p: &Param| match p.kind {
             ParamKind::Text | ParamKind::Labels => DataType::Utf8,
             ParamKind::PositiveInt => DataType::Int64,
+            ParamKind::TextList => text_list_type(),
         };
         let base: Vec<DataType> = self.required.iter().map(type_of).collect();
         let mut forms = Vec::new();
@@ -321,6 +340,18 @@ impl ArgSpec {
                     }
                     bound.row_args.push(i);
                 }
+                ParamKind::TextList => {
+                    if !(t.is_null() || is_list_of_castable(t)) {
+                        return plan_err!(
+                            "{} must be a list of texts, e.g. array_agg(column), got {}; \
+                             to reduce one text, wrap it: make_array(...)",
+                            at(),
+                            describe_type(t, Stage::Logical)
+                        );
+                    }
+                    bound.list_arg = Some(bound.row_args.len());
+                    bound.row_args.push(i);
+                }
                 ParamKind::PositiveInt => match value(i) {
                     Some(v) => match positive_int(v) {
                         Some(number) => bound.constants.ints.push((param.name, number)),
@@ -401,6 +432,21 @@ fn is_options_literal(value: &ScalarValue) -> bool {
 
 fn castable_to_text(t: &DataType) -> bool {
     can_cast_types(t, &DataType::Utf8)
+}
+
+/// The type a list parameter is coerced to: a list of nullable `Utf8` items.
+pub(crate) fn text_list_type() -> DataType {
+    DataType::new_list(DataType::Utf8, true)
+}
+
+/// True for a list whose elements can be cast to text.
+fn is_list_of_castable(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            castable_to_text(f.data_type())
+        }
+        _ => false,
+    }
 }
 
 fn is_text_type(t: &DataType) -> bool {

@@ -16,6 +16,7 @@ use futures::future::join_all;
 use tracing::Instrument;
 
 use super::metrics::AiMetrics;
+use super::reduce::{ReduceError, list_items, reduce, text_lists};
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
@@ -167,7 +168,7 @@ impl AiCall {
     }
 
     /// One request per row: `None` where a guard does not hold, an argument is NULL or
-    /// the first one is blank.
+    /// the first one is blank (for a list argument: it holds no text).
     fn requests(
         &self,
         batch: &RecordBatch,
@@ -175,10 +176,20 @@ impl AiCall {
         metrics: &AiMetrics,
     ) -> Result<Vec<Option<Row>>> {
         let selected = self.selected_rows(batch)?;
+        // The list argument (of a reducing function) is read apart from the texts.
+        let list_arg = self.bound.list_arg;
+        let lists = match list_arg.and_then(|i| self.args.get(i)) {
+            Some(arg) => Some(text_lists(
+                &arg.evaluate(batch)?.into_array(batch.num_rows())?,
+            )?),
+            None => None,
+        };
         let columns = self
             .args
             .iter()
-            .map(|arg| {
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != list_arg)
+            .map(|(_, arg)| {
                 let array = arg.evaluate(batch)?.into_array(batch.num_rows())?;
                 let text = cast(&array, &DataType::Utf8)?;
                 text.as_any()
@@ -197,6 +208,9 @@ impl AiCall {
                     return None;
                 }
                 let args: Vec<&str> = columns.iter().map(|c| c.value(row)).collect();
+                if let Some(lists) = &lists {
+                    return self.reduction_row(lists, row, &args, settings).transpose();
+                }
                 if args.first().is_some_and(|a| a.trim().is_empty()) {
                     return None;
                 }
@@ -206,17 +220,54 @@ impl AiCall {
                     .function
                     .firmer_messages(&args, constants)
                     .map(|messages| self.request(settings, messages));
-                Some(Row {
+                Some(Ok(Row {
                     input: truncate_chars(
                         args.first().copied().unwrap_or_default(),
                         INPUT_EXCERPT_CHARS,
                     ),
                     request,
                     firmer,
-                })
+                    reduction: None,
+                }))
             })
-            .collect();
+            .map(Option::transpose)
+            .collect::<Result<Vec<Option<Row>>>>()?;
         Ok(rows)
+    }
+
+    /// The row of a reducing function: `None` when its list holds no text; otherwise
+    /// the request over the whole list, and the list for [`reduce`] to chunk when that
+    /// request would be too long.
+    fn reduction_row(
+        &self,
+        lists: &datafusion::arrow::array::ListArray,
+        row: usize,
+        args: &[&str],
+        settings: &ProviderSettings,
+    ) -> Result<Option<Row>> {
+        let Some(plan) = self.function.reduction() else {
+            return Ok(None);
+        };
+        let items = match list_items(lists, row)? {
+            Some(items) if !items.is_empty() => items,
+            _ => return Ok(None),
+        };
+        let texts: Vec<&str> = items.iter().map(String::as_str).collect();
+        let messages = plan.chunk_messages(&texts, args, &self.bound.constants);
+        let input = format!(
+            "{} texts: {}",
+            items.len(),
+            items.first().map(String::as_str).unwrap_or_default()
+        );
+        Ok(Some(Row {
+            input: truncate_chars(&input, INPUT_EXCERPT_CHARS),
+            request: self.request(settings, messages),
+            firmer: None,
+            reduction: Some(Box::new(ReductionInput {
+                items,
+                args: args.iter().map(|a| a.to_string()).collect(),
+            })),
+        }))
     }
 
     /// A request with the session settings, overridden by the call's options.
@@ -242,6 +293,9 @@ impl AiCall {
         metrics: &Arc<FunctionMetrics>,
     ) -> Outcome {
         let constants = &self.bound.constants;
+        if let Some(input) = &row.reduction {
+            return self.reduction_outcome(input, runtime, metrics).await;
+        }
         let answer = match runtime.answer(&row.request, metrics).await {
             Ok(answer) => answer,
             Err(error) => return Outcome::of(&error),
@@ -262,6 +316,47 @@ impl AiCall {
             Err(again) => Outcome::Failed(Cause::invalid(format!(
                 "{again} (asked twice, the second time more firmly)"
             ))),
+        }
+    }
+
+    /// A reducing row's value: its list reduced by [`reduce`] within
+    /// `blossom.max_prompt_chars`, every request asked through `runtime`, the final
+    /// answer parsed.
+    async fn reduction_outcome(
+        &self,
+        input: &ReductionInput,
+        runtime: &CallRuntime,
+        metrics: &Arc<FunctionMetrics>,
+    ) -> Outcome {
+        let Some(plan) = self.function.reduction() else {
+            return Outcome::Failed(Cause::invalid(format!(
+                "{}() reduces no list",
+                self.function.name()
+            )));
+        };
+        let constants = &self.bound.constants;
+        let items: Vec<&str> = input.items.iter().map(String::as_str).collect();
+        let args: Vec<&str> = input.args.iter().map(String::as_str).collect();
+        let ask = |messages: Vec<ChatMessage>| async move {
+            let request = self.request(&runtime.settings, messages);
+            match runtime.answer(&request, metrics).await {
+                Ok(answer) => Ok(answer.content.clone()),
+                Err(error) => Err(Outcome::of(&error)),
+            }
+        };
+        let max_chars = runtime.settings.max_prompt_chars;
+        match reduce(plan, &items, &args, constants, max_chars, ask).await {
+            Ok(answer) => match self.function.parse(&answer, constants) {
+                Ok(value) => Outcome::Value(value),
+                Err(why) => Outcome::Failed(Cause::invalid(why)),
+            },
+            Err(ReduceError::Ask(outcome)) => outcome,
+            Err(ReduceError::TooLong(why)) => Outcome::Failed(Cause {
+                class: "prompt_too_long",
+                status: None,
+                attempts: None,
+                message: why,
+            }),
         }
     }
 
@@ -366,6 +461,15 @@ struct Row {
     input: String,
     request: ChatRequest,
     firmer: Option<ChatRequest>,
+    /// For a reducing function: the row's list, reduced in as many requests as
+    /// `blossom.max_prompt_chars` needs; `request` is then the one over the whole list.
+    reduction: Option<Box<ReductionInput>>,
+}
+
+/// A reducing row's texts (NULL and blank ones left out) and its other arguments.
+struct ReductionInput {
+    items: Vec<String>,
+    args: Vec<String>,
 }
 
 /// Why a row failed, as the error log records it.

@@ -6,6 +6,7 @@ mod ai_call;
 mod ai_exec;
 mod lift;
 mod metrics;
+mod reduce;
 mod rule;
 
 pub use ai_exec::AiExec;
