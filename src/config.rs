@@ -490,16 +490,15 @@ impl BlossomOptions {
                 .map_err(bad)?
             }
             "max_prompt_chars" => {
-                self.max_prompt_chars = if trimmed.is_empty()
-                    || trimmed.eq_ignore_ascii_case("default")
-                {
-                    DEFAULT_MAX_PROMPT_CHARS
-                } else {
-                    parse_required(trimmed, |n: usize| {
-                        (n > 0).then_some(n).ok_or("must be a positive integer")
-                    })
-                    .map_err(bad)?
-                }
+                self.max_prompt_chars =
+                    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("default") {
+                        DEFAULT_MAX_PROMPT_CHARS
+                    } else {
+                        parse_required(trimmed, |n: usize| {
+                            (n > 0).then_some(n).ok_or("must be a positive integer")
+                        })
+                        .map_err(bad)?
+                    }
             }
             _ => {
                 let known: Vec<String> = OPTIONS
@@ -860,7 +859,10 @@ mod tests {
     #[test]
     fn max_prompt_chars_parses_shows_and_resolves() {
         let mut o = BlossomOptions::default();
-        assert_eq!(o.resolve().unwrap().max_prompt_chars, DEFAULT_MAX_PROMPT_CHARS);
+        assert_eq!(
+            o.resolve().unwrap().max_prompt_chars,
+            DEFAULT_MAX_PROMPT_CHARS
+        );
         o.set_option("max_prompt_chars", " 500 ").unwrap();
         assert_eq!(o.resolve().unwrap().max_prompt_chars, 500);
         assert_eq!(o.value_of("max_prompt_chars").as_deref(), Some("500"));
@@ -871,7 +873,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("invalid value '0' for blossom.max_prompt_chars: must be a positive integer"),
+            err.contains(
+                "invalid value '0' for blossom.max_prompt_chars: must be a positive integer"
+            ),
             "{err}"
         );
     }

@@ -78,7 +78,11 @@ impl AiFunction for AiReduce {
     /// The prompt over one text (`args[0]`) with the instruction `args[1]`; the planner
     /// uses [`ReductionPlan::chunk_messages`] for lists.
     fn messages(&self, args: &[&str], constants: &Constants) -> Vec<ChatMessage> {
-        self.chunk_messages(&[arg(args, 0)], args.get(1..).unwrap_or_default(), constants)
+        self.chunk_messages(
+            &[arg(args, 0)],
+            args.get(1..).unwrap_or_default(),
+            constants,
+        )
     }
 
     fn parse(&self, answer: &str, _constants: &Constants) -> Result<ScalarValue, String> {
@@ -169,8 +173,11 @@ mod tests {
 
     #[test]
     fn prompts_carry_the_instruction_and_every_item() {
-        let messages =
-            AiReduce.chunk_messages(&["late", "broken"], &["top complaints"], &Constants::default());
+        let messages = AiReduce.chunk_messages(
+            &["late", "broken"],
+            &["top complaints"],
+            &Constants::default(),
+        );
         assert!(messages[0].content.contains("Task: top complaints"));
         assert_eq!(
             messages[1].content,
@@ -190,7 +197,8 @@ mod tests {
     fn chunks_of_real_prompts_fit_the_limit() {
         let constants = Constants::default();
         let args = ["summarize"];
-        let layout = Layout::measure(|items| chars(&AiReduce.chunk_messages(items, &args, &constants)));
+        let layout =
+            Layout::measure(|items| chars(&AiReduce.chunk_messages(items, &args, &constants)));
         let items: Vec<String> = (0..40).map(|i| format!("review number {i}")).collect();
         let refs: Vec<&str> = items.iter().map(String::as_str).collect();
         let max = layout.fixed + 100;

@@ -162,7 +162,10 @@ mod tests {
         }
         assert_eq!(chunks.concat(), refs, "every item once, in order");
         // Everything fits in one prompt: one chunk.
-        assert_eq!(chunk_items(&refs, LAYOUT, 1000).unwrap(), vec![refs.clone()]);
+        assert_eq!(
+            chunk_items(&refs, LAYOUT, 1000).unwrap(),
+            vec![refs.clone()]
+        );
         // Exactly at the limit still fits.
         assert_eq!(chunk_items(&refs[..3], LAYOUT, 40).unwrap().len(), 1);
         assert_eq!(chunk_items(&refs[..3], LAYOUT, 39).unwrap().len(), 2);

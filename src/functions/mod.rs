@@ -25,8 +25,8 @@ use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, 
 
 pub use ai_filter::AiFilter;
 pub use ai_reduce::AiReduce;
-pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub(crate) use args::text_list_type;
+pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
 pub use chunks::{Layout, NoRoom, chunk_items, split_text};
 pub use enhance::Enhance;
@@ -122,8 +122,12 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
 pub trait ReductionPlan: Send + Sync + Debug {
     /// Messages asking about `items` (the whole list, or one chunk of it); `args` holds
     /// the row's values of the other per-row parameters, in order.
-    fn chunk_messages(&self, items: &[&str], args: &[&str], constants: &Constants)
-    -> Vec<ChatMessage>;
+    fn chunk_messages(
+        &self,
+        items: &[&str],
+        args: &[&str],
+        constants: &Constants,
+    ) -> Vec<ChatMessage>;
 
     /// Messages combining `partials`, answers over parts of the list, into one answer.
     fn combine_messages(

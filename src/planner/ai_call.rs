@@ -254,13 +254,16 @@ impl AiCall {
         };
         let texts: Vec<&str> = items.iter().map(String::as_str).collect();
         let messages = plan.chunk_messages(&texts, args, &self.bound.constants);
-        let input = format!(
-            "{} texts: {}",
-            items.len(),
-            items.first().map(String::as_str).unwrap_or_default()
+        let first = truncate_chars(
+            items.first().map(String::as_str).unwrap_or_default(),
+            INPUT_EXCERPT_CHARS,
         );
+        let input = match items.len() {
+            1 => first,
+            n => format!("{first} (+{} more)", n - 1),
+        };
         Ok(Some(Row {
-            input: truncate_chars(&input, INPUT_EXCERPT_CHARS),
+            input,
             request: self.request(settings, messages),
             firmer: None,
             reduction: Some(Box::new(ReductionInput {

@@ -177,7 +177,10 @@ mod tests {
     fn run(
         items: &[&str],
         max_chars: usize,
-    ) -> (std::result::Result<String, ReduceError<String>>, Vec<Vec<ChatMessage>>) {
+    ) -> (
+        std::result::Result<String, ReduceError<String>>,
+        Vec<Vec<ChatMessage>>,
+    ) {
         let asked = Mutex::new(Vec::new());
         let plan = AiReduce.reduction().expect("ai_reduce reduces");
         let result = futures::executor::block_on(reduce(
@@ -294,7 +297,10 @@ mod tests {
             Some(vec![]),
         ]));
         let lists = text_lists(&ints).unwrap();
-        assert_eq!(list_items(&lists, 0).unwrap(), Some(vec!["1".into(), "3".into()]));
+        assert_eq!(
+            list_items(&lists, 0).unwrap(),
+            Some(vec!["1".into(), "3".into()])
+        );
         assert_eq!(list_items(&lists, 1).unwrap(), None);
         assert_eq!(list_items(&lists, 2).unwrap(), Some(vec![]));
     }
