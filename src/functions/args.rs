@@ -823,6 +823,76 @@ mod tests {
     }
 
     #[test]
+    fn a_list_parameter_stays_a_list_of_text() {
+        const REDUCE: ArgSpec =
+            ArgSpec::fixed(&[Param::text_list("list"), Param::text("instruction")]);
+        let ints = DataType::new_list(DataType::Int64, true);
+        let large = DataType::LargeList(Arc::new(Field::new("item", DataType::Utf8View, true)));
+        for t in [ints, large, DataType::new_list(DataType::Utf8, false)] {
+            assert_eq!(
+                REDUCE.coerce_types(&[t, DataType::Int32]),
+                vec![text_list_type(), DataType::Utf8]
+            );
+        }
+        let bound = REDUCE
+            .bind(
+                "ai_reduce",
+                &[text_list_type(), DataType::Utf8],
+                &[None, None],
+                Stage::Physical,
+            )
+            .unwrap();
+        assert_eq!((bound.row_args, bound.list_arg), (vec![0, 1], Some(0)));
+        // A NULL literal is a NULL list.
+        assert!(
+            REDUCE
+                .bind(
+                    "ai_reduce",
+                    &[DataType::Null, DataType::Utf8],
+                    &[None, None],
+                    Stage::Logical
+                )
+                .is_ok()
+        );
+        // One text is not a list; nor is a list of what cannot be text.
+        let map_list = DataType::new_list(
+            DataType::Map(
+                Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(Default::default()),
+                    false,
+                )),
+                false,
+            ),
+            true,
+        );
+        for t in [DataType::Utf8, map_list] {
+            assert_eq!(
+                REDUCE.coerce_types(std::slice::from_ref(&t)),
+                vec![t.clone()]
+            );
+            let e = err(REDUCE.bind(
+                "ai_reduce",
+                &[t, DataType::Utf8],
+                &[None, None],
+                Stage::Logical,
+            ));
+            assert!(
+                e.contains("ai_reduce(): argument 1 (list) must be a list of texts"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            REDUCE.example_types(),
+            vec![vec![text_list_type(), DataType::Utf8]]
+        );
+        assert_eq!(
+            REDUCE.usage("ai_reduce"),
+            "ai_reduce(list, instruction [, options])"
+        );
+    }
+
+    #[test]
     fn usage_and_example_types() {
         assert_eq!(
             SUMMARIZE.usage("summarize"),
