@@ -99,6 +99,10 @@ const OPTIONS: &[(&str, &str)] = &[
         "max_tokens",
         "Budget of one query: tokens (prompt plus answer, as the provider reports them) it may spend before it stops with an error; empty means no budget",
     ),
+    (
+        "max_prompt_chars",
+        "Longest prompt, in characters, that ai_reduce sends; a longer list is split into chunks whose partial answers are combined",
+    ),
 ];
 
 /// `blossom.pack_rows` by default: see the README's packing benchmark.
@@ -106,6 +110,8 @@ pub const DEFAULT_PACK_ROWS: usize = 8;
 
 /// The largest `blossom.pack_rows`.
 pub const MAX_PACK_ROWS: usize = 64;
+/// The default of `blossom.max_prompt_chars`: about 6000 tokens of text.
+pub const DEFAULT_MAX_PROMPT_CHARS: usize = 24_000;
 
 /// The directory under the user's cache directory that holds blossom's response cache.
 const CACHE_SUBDIR: &str = "blossom-sql";
@@ -345,6 +351,8 @@ pub struct BlossomOptions {
     pub max_requests: Option<u64>,
     /// `blossom.max_tokens`: the token budget of one query; `None` means none.
     pub max_tokens: Option<u64>,
+    /// `blossom.max_prompt_chars`: the longest prompt `ai_reduce` sends.
+    pub max_prompt_chars: usize,
 }
 
 impl Default for BlossomOptions {
@@ -369,6 +377,7 @@ impl Default for BlossomOptions {
             pack_rows: DEFAULT_PACK_ROWS,
             max_requests: None,
             max_tokens: None,
+            max_prompt_chars: DEFAULT_MAX_PROMPT_CHARS,
         }
     }
 }
@@ -511,6 +520,17 @@ impl BlossomOptions {
                 })
                 .map_err(bad)?
             }
+            "max_prompt_chars" => {
+                self.max_prompt_chars =
+                    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("default") {
+                        DEFAULT_MAX_PROMPT_CHARS
+                    } else {
+                        parse_required(trimmed, |n: usize| {
+                            (n > 0).then_some(n).ok_or("must be a positive integer")
+                        })
+                        .map_err(bad)?
+                    }
+            }
             _ => {
                 let known: Vec<String> = OPTIONS
                     .iter()
@@ -550,6 +570,7 @@ impl BlossomOptions {
             "pack_rows" => Some(self.pack_rows.to_string()),
             "max_requests" => opt(&self.max_requests),
             "max_tokens" => opt(&self.max_tokens),
+            "max_prompt_chars" => Some(self.max_prompt_chars.to_string()),
             _ => None,
         }
     }
@@ -641,6 +662,7 @@ impl BlossomOptions {
                 max_requests: self.max_requests,
                 max_tokens: self.max_tokens,
             },
+            max_prompt_chars: self.max_prompt_chars,
         })
     }
 }
@@ -780,6 +802,8 @@ pub struct ProviderSettings {
     pub pack_rows: usize,
     /// What one query may spend.
     pub budget: Budget,
+    /// The longest prompt a reducing function sends (`blossom.max_prompt_chars`).
+    pub max_prompt_chars: usize,
 }
 
 /// What one query may spend at the provider (`blossom.max_requests`,
@@ -829,6 +853,9 @@ mod tests {
             ("cache_ttl", "0"),
             ("cache_ttl", "soon"),
             ("cache", "Cargo.toml"),
+            ("max_prompt_chars", "0"),
+            ("max_prompt_chars", "-5"),
+            ("max_prompt_chars", "lots"),
         ] {
             let err = o.set_option(key, value).unwrap_err().to_string();
             assert!(err.contains(&format!("blossom.{key}")), "{err}");
@@ -900,6 +927,30 @@ mod tests {
         );
         o.set_option("max_concurrency", "").unwrap();
         assert_eq!(o.resolve().unwrap().max_concurrency, 16);
+    }
+
+    #[test]
+    fn max_prompt_chars_parses_shows_and_resolves() {
+        let mut o = BlossomOptions::default();
+        assert_eq!(
+            o.resolve().unwrap().max_prompt_chars,
+            DEFAULT_MAX_PROMPT_CHARS
+        );
+        o.set_option("max_prompt_chars", " 500 ").unwrap();
+        assert_eq!(o.resolve().unwrap().max_prompt_chars, 500);
+        assert_eq!(o.value_of("max_prompt_chars").as_deref(), Some("500"));
+        o.set_option("max_prompt_chars", "").unwrap();
+        assert_eq!(o.max_prompt_chars, DEFAULT_MAX_PROMPT_CHARS);
+        let err = o
+            .set_option("max_prompt_chars", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "invalid value '0' for blossom.max_prompt_chars: must be a positive integer"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum ParamKind {
     /// The fields of a STRUCT result, a text literal such as
     /// `'name VARCHAR, price DOUBLE, tags VARCHAR[]'` (see [`StructSchema`]).
     Schema,
+    /// A list of texts per row, such as `array_agg(text)` gives: a `List`, `LargeList`
+    /// or `FixedSizeList` whose elements can be cast to text. It stays a list (of
+    /// `Utf8`); a plain text is refused, since one text is not a list to reduce.
+    TextList,
 }
 
 /// One named parameter of an AI function.
@@ -84,6 +88,14 @@ impl Param {
         Self {
             name,
             kind: ParamKind::Labels,
+        }
+    }
+
+    /// A per-row list of texts.
+    pub const fn text_list(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: ParamKind::TextList,
         }
     }
 }
@@ -186,8 +198,11 @@ impl Constants {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BoundArgs {
-    /// Positions of the arguments evaluated per row (the text parameters), in order.
+    /// Positions of the arguments evaluated per row (the text and list parameters), in
+    /// order.
     pub row_args: Vec<usize>,
+    /// Which entry of `row_args` is the list parameter, when the function takes one.
+    pub list_arg: Option<usize>,
     /// The literal arguments.
     pub constants: Constants,
     /// The per-call options (all unset when the call gives none).
@@ -252,6 +267,9 @@ impl ArgSpec {
             .enumerate()
             .map(|(i, t)| match self.param_at(i) {
                 Some(p) if p.kind == ParamKind::Text && castable_to_text(t) => DataType::Utf8,
+                Some(p) if p.kind == ParamKind::TextList && is_list_of_castable(t) => {
+                    text_list_type()
+                }
                 _ => t.clone(),
             })
             .collect()
@@ -263,6 +281,7 @@ impl ArgSpec {
         let type_of = |p: &Param| match p.kind {
             ParamKind::Text | ParamKind::Labels | ParamKind::Schema => DataType::Utf8,
             ParamKind::PositiveInt => DataType::Int64,
+            ParamKind::TextList => text_list_type(),
         };
         let base: Vec<DataType> = self.required.iter().map(type_of).collect();
         let mut forms = Vec::new();
@@ -345,6 +364,18 @@ impl ArgSpec {
                             at()
                         );
                     }
+                    bound.row_args.push(i);
+                }
+                ParamKind::TextList => {
+                    if !(t.is_null() || is_list_of_castable(t)) {
+                        return plan_err!(
+                            "{} must be a list of texts, e.g. array_agg(column), got {}; \
+                             to reduce one text, wrap it: make_array(...)",
+                            at(),
+                            describe_type(t, Stage::Logical)
+                        );
+                    }
+                    bound.list_arg = Some(bound.row_args.len());
                     bound.row_args.push(i);
                 }
                 ParamKind::PositiveInt => match value(i) {
@@ -452,6 +483,21 @@ fn is_options_literal(value: &ScalarValue) -> bool {
 
 fn castable_to_text(t: &DataType) -> bool {
     can_cast_types(t, &DataType::Utf8)
+}
+
+/// The type a list parameter is coerced to: a list of nullable `Utf8` items.
+pub(crate) fn text_list_type() -> DataType {
+    DataType::new_list(DataType::Utf8, true)
+}
+
+/// True for a list whose elements can be cast to text.
+fn is_list_of_castable(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            castable_to_text(f.data_type())
+        }
+        _ => false,
+    }
 }
 
 fn is_text_type(t: &DataType) -> bool {
@@ -857,6 +903,76 @@ mod tests {
         assert!(
             e.contains("argument 2 (schema) must be a text literal written in the query"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_list_parameter_stays_a_list_of_text() {
+        const REDUCE: ArgSpec =
+            ArgSpec::fixed(&[Param::text_list("list"), Param::text("instruction")]);
+        let ints = DataType::new_list(DataType::Int64, true);
+        let large = DataType::LargeList(Arc::new(Field::new("item", DataType::Utf8View, true)));
+        for t in [ints, large, DataType::new_list(DataType::Utf8, false)] {
+            assert_eq!(
+                REDUCE.coerce_types(&[t, DataType::Int32]),
+                vec![text_list_type(), DataType::Utf8]
+            );
+        }
+        let bound = REDUCE
+            .bind(
+                "ai_reduce",
+                &[text_list_type(), DataType::Utf8],
+                &[None, None],
+                Stage::Physical,
+            )
+            .unwrap();
+        assert_eq!((bound.row_args, bound.list_arg), (vec![0, 1], Some(0)));
+        // A NULL literal is a NULL list.
+        assert!(
+            REDUCE
+                .bind(
+                    "ai_reduce",
+                    &[DataType::Null, DataType::Utf8],
+                    &[None, None],
+                    Stage::Logical
+                )
+                .is_ok()
+        );
+        // One text is not a list; nor is a list of what cannot be text.
+        let map_list = DataType::new_list(
+            DataType::Map(
+                Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(Default::default()),
+                    false,
+                )),
+                false,
+            ),
+            true,
+        );
+        for t in [DataType::Utf8, map_list] {
+            assert_eq!(
+                REDUCE.coerce_types(std::slice::from_ref(&t)),
+                vec![t.clone()]
+            );
+            let e = err(REDUCE.bind(
+                "ai_reduce",
+                &[t, DataType::Utf8],
+                &[None, None],
+                Stage::Logical,
+            ));
+            assert!(
+                e.contains("ai_reduce(): argument 1 (list) must be a list of texts"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            REDUCE.example_types(),
+            vec![vec![text_list_type(), DataType::Utf8]]
+        );
+        assert_eq!(
+            REDUCE.usage("ai_reduce"),
+            "ai_reduce(list, instruction [, options])"
         );
     }
 

@@ -3,8 +3,10 @@
 //! [`crate::dispatch::Dispatcher`].
 
 mod ai_filter;
+mod ai_reduce;
 mod args;
 mod categorize;
+mod chunks;
 mod cosine_similarity;
 mod enhance;
 mod extract;
@@ -27,8 +29,11 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, ScalarUDF};
 
 pub use ai_filter::AiFilter;
+pub use ai_reduce::AiReduce;
+pub(crate) use args::text_list_type;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
+pub use chunks::{Layout, NoRoom, chunk_items, split_text};
 pub use cosine_similarity::CosineSimilarity;
 pub use enhance::Enhance;
 pub use extract::Extract;
@@ -141,6 +146,46 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
         self.parse(answer, constants)
             .map(|value| (value, Vec::new()))
     }
+    /// For a function that reduces a list of texts (its [`ParamKind::TextList`]
+    /// parameter) to one answer: how to ask over parts of the list and combine the
+    /// partial answers, so a list too long for one prompt is reduced hierarchically.
+    /// `None` (the default) for functions asking about one text per row.
+    fn reduction(&self) -> Option<&dyn ReductionPlan> {
+        None
+    }
+}
+
+/// How a function reducing a list of texts to one answer asks about it. The planner
+/// splits the list into chunks whose prompts fit in `blossom.max_prompt_chars` (see
+/// [`chunk_items`]), asks [`ReductionPlan::chunk_messages`] over each chunk, then
+/// [`ReductionPlan::combine_messages`] over the partial answers, again in chunks if they
+/// do not fit together, until one answer is left; [`AiFunction::parse`] reads that one.
+///
+/// Prompt sizes are measured from the messages themselves, so both methods must render
+/// their items so that a prompt's characters grow by the same amount per item plus the
+/// item's own characters (fixed delimiters around each item, no numbering).
+///
+/// ```sql
+/// SELECT category, ai_reduce(array_agg(text), 'the three most common complaints')
+/// FROM 'data/reviews.csv' GROUP BY category;
+/// ```
+pub trait ReductionPlan: Send + Sync + Debug {
+    /// Messages asking about `items` (the whole list, or one chunk of it); `args` holds
+    /// the row's values of the other per-row parameters, in order.
+    fn chunk_messages(
+        &self,
+        items: &[&str],
+        args: &[&str],
+        constants: &Constants,
+    ) -> Vec<ChatMessage>;
+
+    /// Messages combining `partials`, answers over parts of the list, into one answer.
+    fn combine_messages(
+        &self,
+        partials: &[&str],
+        args: &[&str],
+        constants: &Constants,
+    ) -> Vec<ChatMessage>;
 }
 
 /// Every AI function blossom provides.
@@ -155,6 +200,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Categorize),
         Arc::new(AiFilter),
         Arc::new(Extract),
+        Arc::new(AiReduce),
     ]
 }
 

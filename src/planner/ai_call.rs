@@ -16,6 +16,7 @@ use futures::future::join_all;
 use tracing::Instrument;
 
 use super::metrics::AiMetrics;
+use super::reduce::{ReduceError, list_items, reduce, text_lists};
 use super::{embedding, packing};
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
@@ -171,7 +172,7 @@ impl AiCall {
     }
 
     /// One request per row: `None` where a guard does not hold, an argument is NULL or
-    /// the first one is blank.
+    /// the first one is blank (for a list argument: it holds no text).
     fn requests(
         &self,
         batch: &RecordBatch,
@@ -179,10 +180,20 @@ impl AiCall {
         metrics: &AiMetrics,
     ) -> Result<Vec<Option<Row>>> {
         let selected = self.selected_rows(batch)?;
+        // The list argument (of a reducing function) is read apart from the texts.
+        let list_arg = self.bound.list_arg;
+        let lists = match list_arg.and_then(|i| self.args.get(i)) {
+            Some(arg) => Some(text_lists(
+                &arg.evaluate(batch)?.into_array(batch.num_rows())?,
+            )?),
+            None => None,
+        };
         let columns = self
             .args
             .iter()
-            .map(|arg| {
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != list_arg)
+            .map(|(_, arg)| {
                 let array = arg.evaluate(batch)?.into_array(batch.num_rows())?;
                 let text = cast(&array, &DataType::Utf8)?;
                 text.as_any()
@@ -201,6 +212,9 @@ impl AiCall {
                     return None;
                 }
                 let args: Vec<&str> = columns.iter().map(|c| c.value(row)).collect();
+                if let Some(lists) = &lists {
+                    return self.reduction_row(lists, row, &args, settings).transpose();
+                }
                 if args.first().is_some_and(|a| a.trim().is_empty()) {
                     return None;
                 }
@@ -210,17 +224,57 @@ impl AiCall {
                     .function
                     .firmer_messages(&args, constants)
                     .map(|messages| self.request(settings, messages));
-                Some(Row {
+                Some(Ok(Row {
                     input: truncate_chars(
                         args.first().copied().unwrap_or_default(),
                         INPUT_EXCERPT_CHARS,
                     ),
                     request,
                     firmer,
-                })
+                    reduction: None,
+                }))
             })
-            .collect();
+            .map(Option::transpose)
+            .collect::<Result<Vec<Option<Row>>>>()?;
         Ok(rows)
+    }
+
+    /// The row of a reducing function: `None` when its list holds no text; otherwise
+    /// the request over the whole list, and the list for [`reduce`] to chunk when that
+    /// request would be too long.
+    fn reduction_row(
+        &self,
+        lists: &datafusion::arrow::array::ListArray,
+        row: usize,
+        args: &[&str],
+        settings: &ProviderSettings,
+    ) -> Result<Option<Row>> {
+        let Some(plan) = self.function.reduction() else {
+            return Ok(None);
+        };
+        let items = match list_items(lists, row)? {
+            Some(items) if !items.is_empty() => items,
+            _ => return Ok(None),
+        };
+        let texts: Vec<&str> = items.iter().map(String::as_str).collect();
+        let messages = plan.chunk_messages(&texts, args, &self.bound.constants);
+        let first = truncate_chars(
+            items.first().map(String::as_str).unwrap_or_default(),
+            INPUT_EXCERPT_CHARS,
+        );
+        let input = match items.len() {
+            1 => first,
+            n => format!("{first} (+{} more)", n - 1),
+        };
+        Ok(Some(Row {
+            input,
+            request: self.request(settings, messages),
+            firmer: None,
+            reduction: Some(Box::new(ReductionInput {
+                items,
+                args: args.iter().map(|a| a.to_string()).collect(),
+            })),
+        }))
     }
 
     /// A request with the session settings, overridden by the call's options.
@@ -273,6 +327,47 @@ impl AiCall {
         }
     }
 
+    /// A reducing row's value: its list reduced by [`reduce`] within
+    /// `blossom.max_prompt_chars`, every request asked through `runtime`, the final
+    /// answer parsed.
+    async fn reduction_outcome(
+        &self,
+        input: &ReductionInput,
+        runtime: &CallRuntime,
+        metrics: &Arc<FunctionMetrics>,
+    ) -> Outcome {
+        let Some(plan) = self.function.reduction() else {
+            return Outcome::Failed(Cause::invalid(format!(
+                "{}() reduces no list",
+                self.function.name()
+            )));
+        };
+        let constants = &self.bound.constants;
+        let items: Vec<&str> = input.items.iter().map(String::as_str).collect();
+        let args: Vec<&str> = input.args.iter().map(String::as_str).collect();
+        let ask = |messages: Vec<ChatMessage>| async move {
+            let request = self.request(&runtime.settings, messages);
+            match runtime.answer(&request, metrics).await {
+                Ok(answer) => Ok(answer.content.clone()),
+                Err(error) => Err(Outcome::of(&error)),
+            }
+        };
+        let max_chars = runtime.settings.max_prompt_chars;
+        match reduce(plan, &items, &args, constants, max_chars, ask).await {
+            Ok(answer) => match self.function.parse(&answer, constants) {
+                Ok(value) => Outcome::Value(value),
+                Err(why) => Outcome::Failed(Cause::invalid(why)),
+            },
+            Err(ReduceError::Ask(outcome)) => outcome,
+            Err(ReduceError::TooLong(why)) => Outcome::Failed(Cause {
+                class: "prompt_too_long",
+                status: None,
+                attempts: None,
+                message: why,
+            }),
+        }
+    }
+
     /// The column of this call's results for `batch`.
     pub(crate) async fn evaluate(
         &self,
@@ -290,6 +385,20 @@ impl AiCall {
             stats.rows_started(asked as u64);
         }
         let function_metrics = &function_metrics;
+        if self.function.reduction().is_some() {
+            // A reduction asks over chunks of each row's list, not one request per row.
+            let outcomes = join_all(rows.iter().map(|row| async move {
+                match row.as_ref().and_then(|row| row.reduction.as_deref()) {
+                    Some(input) => Some(
+                        self.reduction_outcome(input, runtime, function_metrics)
+                            .await,
+                    ),
+                    None => None,
+                }
+            }))
+            .await;
+            return self.column(&rows, outcomes, asked, runtime, function_metrics);
+        }
         let answers = if let Some(dimensions) = self.function.embeds(&self.bound.constants) {
             embedding::answers(&rows, dimensions, runtime, function_metrics).await
         } else if runtime.settings.pack_rows > 1 && self.function.packable() {
@@ -313,6 +422,20 @@ impl AiCall {
             }
         }))
         .await;
+        self.column(&rows, outcomes, asked, runtime, function_metrics)
+    }
+
+    /// The column of the rows' outcomes: values, NULL where a row needed no answer, and
+    /// failures recorded (failing the query under `blossom.on_error = 'fail'`).
+    fn column(
+        &self,
+        rows: &[Option<Row>],
+        outcomes: Vec<Option<Outcome>>,
+        asked: usize,
+        runtime: &CallRuntime,
+        function_metrics: &Arc<FunctionMetrics>,
+    ) -> Result<ArrayRef> {
+        let stats = runtime.dispatcher.stats();
         let null = ScalarValue::try_from(self.field.data_type())?;
         let mut values = Vec::with_capacity(rows.len());
         let mut failed = 0;
@@ -392,6 +515,15 @@ pub(super) struct Row {
     input: String,
     pub request: ChatRequest,
     firmer: Option<ChatRequest>,
+    /// For a reducing function: the row's list, reduced in as many requests as
+    /// `blossom.max_prompt_chars` needs; `request` is then the one over the whole list.
+    reduction: Option<Box<ReductionInput>>,
+}
+
+/// A reducing row's texts (NULL and blank ones left out) and its other arguments.
+struct ReductionInput {
+    items: Vec<String>,
+    args: Vec<String>,
 }
 
 /// Why a row failed, as the error log records it.

@@ -9,6 +9,7 @@ mod embedding;
 mod lift;
 mod metrics;
 mod packing;
+mod reduce;
 mod rule;
 
 pub use ai_exec::AiExec;

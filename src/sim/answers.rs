@@ -157,6 +157,9 @@ pub const ECHO_CHARS: usize = 80;
 /// asks for, so a caller's own length limit gets exercised.
 pub const SUMMARY_WORDS: usize = 12;
 
+/// How many words of each item the "reduce" task keeps.
+pub const REDUCE_WORDS: usize = 3;
+
 /// A text containing this makes the classifier answer [`NO_LABEL_ANSWER`] to the normal
 /// prompt and a valid label to the firmer one (the prompt saying "must be exactly one").
 pub const CONFUSE_MARKER: &str = "[[confuse]]";
@@ -479,6 +482,53 @@ pub fn extract_answer(text: &str, system: &str) -> String {
     }
 }
 
+/// The texts between lines `open` and `close` (the delimiters of `ai_reduce`'s prompts).
+fn delimited<'a>(text: &'a str, open: &str, close: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut current: Option<Vec<&'a str>> = None;
+    for line in text.lines() {
+        if line == open {
+            current = Some(Vec::new());
+        } else if line == close {
+            if let Some(lines) = current.take() {
+                found.push(lines.join("\n"));
+            }
+        } else if let Some(lines) = current.as_mut() {
+            lines.push(line);
+        }
+    }
+    found
+}
+
+/// The "reduce" answer to a chunk prompt of `ai_reduce`, whose texts each stand between
+/// a line `<item>` and a line `</item>`: `"[simulated] reduced N items: "` + the first
+/// 3 words of each text, the texts separated by `" | "`.
+pub fn reduce_answer(text: &str) -> String {
+    let items = delimited(text, "<item>", "</item>");
+    let heads: Vec<String> = items
+        .iter()
+        .map(|item| {
+            item.split_whitespace()
+                .take(REDUCE_WORDS)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    format!(
+        "{SIM_PREFIX} reduced {} items: {}",
+        items.len(),
+        heads.join(" | ")
+    )
+}
+
+/// The "combine" answer to a combine prompt of `ai_reduce`, whose partial answers each
+/// stand between a line `<partial>` and a line `</partial>`:
+/// `"[simulated] combined N partial answers"`.
+pub fn combine_answer(text: &str) -> String {
+    let partials = delimited(text, "<partial>", "</partial>");
+    format!("{SIM_PREFIX} combined {} partial answers", partials.len())
+}
+
 /// The lowercased alphanumeric words of `text`.
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -546,7 +596,9 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 ///
 /// The task is chosen from the lowercased system prompt, first match wins: blossom's
 /// own prompts first (`"you extract fields from texts"` → [`extract_answer`] with the
-/// `- "key": kind` lines; `"you sort texts into categories"` → [`category_answer`] with the
+/// `- "key": kind` lines; `"you combine partial answers"` → [`combine_answer`];
+/// `"you reduce many texts"` → [`reduce_answer`]; `"you sort texts into categories"` →
+/// [`category_answer`] with the
 /// `- label` lines, firmer when it says `"must be exactly one of"`; `"you check whether
 /// a text meets a condition"` → [`filter_answer`] with the `Condition:` line; `"you
 /// translate texts"` → [`translation_answer`] with the language after `"Translate the
@@ -559,6 +611,10 @@ pub fn answer_for(messages: &[ChatMessage]) -> String {
     let system = system_prompt(messages);
     if system.contains("you extract fields from texts") {
         extract_answer(text, &system_text(messages))
+    } else if system.contains("you combine partial answers") {
+        combine_answer(text)
+    } else if system.contains("you reduce many texts") {
+        reduce_answer(text)
     } else if system.contains("you sort texts into categories") {
         let raw = system_text(messages);
         let firmer = system.contains("must be exactly one of");
@@ -823,5 +879,27 @@ mod tests {
         assert_eq!(sentiment_label(request_text(&messages)), "POSITIVE");
         let no_user = vec![ChatMessage::system("x"), ChatMessage::assistant("tail")];
         assert_eq!(request_text(&no_user), "tail");
+    }
+
+    #[test]
+    fn reduce_and_combine_count_what_they_got() {
+        let reduce = vec![
+            ChatMessage::system("You reduce many texts to one answer. Task: x"),
+            ChatMessage::user(
+                "<item>\nlate delivery of the box\n</item>\n<item>\nbroken\nlid\n</item>\n",
+            ),
+        ];
+        assert_eq!(
+            answer_for(&reduce),
+            "[simulated] reduced 2 items: late delivery of | broken lid"
+        );
+        let combine = vec![
+            ChatMessage::system("You combine partial answers into one answer. Task: sentiment"),
+            ChatMessage::user("<partial>\na\n</partial>\n<partial>\nb\n</partial>\n"),
+        ];
+        assert_eq!(
+            answer_for(&combine),
+            "[simulated] combined 2 partial answers"
+        );
     }
 }
