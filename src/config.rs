@@ -106,7 +106,7 @@ const OPTIONS: &[(&str, &str)] = &[
 ];
 
 /// `blossom.pack_rows` by default: see the README's packing benchmark.
-pub const DEFAULT_PACK_ROWS: usize = 8;
+pub const DEFAULT_PACK_ROWS: usize = 16;
 
 /// The largest `blossom.pack_rows`.
 pub const MAX_PACK_ROWS: usize = 64;

@@ -8,6 +8,7 @@ mod args;
 mod categorize;
 mod chunks;
 mod cosine_similarity;
+mod embed;
 mod enhance;
 mod extract;
 mod extract_sql;
@@ -35,6 +36,7 @@ pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
 pub use chunks::{Layout, NoRoom, chunk_items, split_text};
 pub use cosine_similarity::CosineSimilarity;
+pub use embed::Embed;
 pub use enhance::Enhance;
 pub use extract::Extract;
 pub use extract_sql::ExtractPlanner;
@@ -201,6 +203,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(AiFilter),
         Arc::new(Extract),
         Arc::new(AiReduce),
+        Arc::new(Embed),
     ]
 }
 
