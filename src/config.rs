@@ -89,7 +89,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ),
     (
         "pack_rows",
-        "Rows packed into one request for functions with short answers (sentiment, categorize, ai_filter, translate); 1 sends every row on its own",
+        "Rows packed into one request for functions with short answers (sentiment, categorize, ai_filter, extract, translate); 1 sends every row on its own",
     ),
     (
         "max_requests",

@@ -133,6 +133,10 @@ impl AiFunction for Extract {
         ]
     }
 
+    fn packable(&self) -> bool {
+        true
+    }
+
     fn parse(&self, answer: &str, constants: &Constants) -> Result<ScalarValue, String> {
         let (value, problems) = self.parse_lenient(answer, constants)?;
         if problems.is_empty() {

@@ -104,11 +104,14 @@ fn id_of(value: &Value) -> Option<u64> {
     }
 }
 
+/// An item's answer as the text a single answer would be: a JSON object (extract's
+/// answer) as its JSON text.
 fn answer_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
+        Value::Object(_) => Some(value.to_string()),
         _ => None,
     }
 }
@@ -135,8 +138,9 @@ mod tests {
 
     #[test]
     fn answers_by_id_in_any_order_and_form() {
-        let answer = "```json\n[{\"id\": 2, \"answer\": \"NEGATIVE\"}, {\"id\": \"1\", \"answer\": \"POSITIVE\"}, {\"id\": 3, \"answer\": true}]\n```";
-        let parsed = parse_packed_answer(answer, 3);
+        let answer = "```json\n[{\"id\": 2, \"answer\": \"NEGATIVE\"}, {\"id\": \"1\", \"answer\": \"POSITIVE\"}, {\"id\": 3, \"answer\": true}, {\"id\": 4, \"answer\": {\"n\": 1}}]\n```";
+        let parsed = parse_packed_answer(answer, 4);
+        assert_eq!(parsed[&4], r#"{"n":1}"#);
         assert_eq!(parsed[&1], "POSITIVE");
         assert_eq!(parsed[&2], "NEGATIVE");
         assert_eq!(parsed[&3], "true");
