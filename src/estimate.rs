@@ -54,7 +54,8 @@ impl DryRun {
 /// The query runs as usual except that AI calls send nothing: an answer already in the
 /// response cache is used, any other is NULL. So the counts of a function whose input
 /// depends on another AI function's answers (nested calls, a filter on an AI result)
-/// are exact only when those answers are cached; the `exact` column says so. `COPY`,
+/// are exact only when those answers are cached, and so are the combining requests of an
+/// `ai_reduce()` list too long for one prompt; the `exact` column says so. `COPY`,
 /// `INSERT` and `CREATE TABLE ... AS` are estimated by their query and write nothing.
 #[derive(Debug, Default)]
 pub struct EstimateTable;
@@ -156,10 +157,14 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
             .any(|s| s.function == function && s.not_sent > 0)
     };
     let exact = |function: &str| {
-        !depends_on
+        let complete = snapshots
             .iter()
-            .filter(|(f, _)| *f == function)
-            .any(|(_, below)| below.iter().any(|b| unanswered(b)))
+            .all(|s| s.function != function || s.incomplete_estimates == 0);
+        complete
+            && !depends_on
+                .iter()
+                .filter(|(f, _)| *f == function)
+                .any(|(_, below)| below.iter().any(|b| unanswered(b)))
     };
     let count = |f: fn(&crate::query_metrics::Snapshot) -> u64| {
         Arc::new(UInt64Array::from_iter_values(snapshots.iter().map(f))) as ArrayRef

@@ -239,6 +239,7 @@ struct Counters {
     not_sent: AtomicU64,
     not_sent_prompt_chars: AtomicU64,
     repacked_rows: AtomicU64,
+    incomplete_estimates: AtomicU64,
 }
 
 /// The metrics of one AI function within one query.
@@ -290,6 +291,12 @@ impl FunctionMetrics {
         add(&self.counters.repacked_rows, rows);
     }
 
+    /// A row whose requests a dry run could not count in full (a list reduced over
+    /// several chunks, whose combining requests depend on answers it does not have).
+    pub(crate) fn estimate_incomplete(&self) {
+        add(&self.counters.incomplete_estimates, 1);
+    }
+
     /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
     /// characters.
     pub(crate) fn not_sent(&self, prompt_chars: usize) {
@@ -326,6 +333,7 @@ impl FunctionMetrics {
                 }),
             throttled_ms: ms(get(&c.throttled_us)),
             repacked_rows: get(&c.repacked_rows),
+            incomplete_estimates: get(&c.incomplete_estimates),
             not_sent: get(&c.not_sent),
             not_sent_prompt_chars: get(&c.not_sent_prompt_chars),
         }
@@ -408,6 +416,8 @@ pub struct Snapshot {
     pub throttled_ms: f64,
     /// Rows a packed answer did not cover validly, asked again in smaller packs.
     pub repacked_rows: u64,
+    /// Rows a dry run could not count in full.
+    pub incomplete_estimates: u64,
     /// Requests a dry run (`blossom_estimate`) would have sent.
     pub not_sent: u64,
     /// Their characters.

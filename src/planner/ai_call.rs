@@ -345,7 +345,10 @@ impl AiCall {
         let constants = &self.bound.constants;
         let items: Vec<&str> = input.items.iter().map(String::as_str).collect();
         let args: Vec<&str> = input.args.iter().map(String::as_str).collect();
+        let requests = std::sync::atomic::AtomicUsize::new(0);
+        let requests = &requests;
         let ask = |messages: Vec<ChatMessage>| async move {
+            requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let request = self.request(&runtime.settings, messages);
             match runtime.answer(&request, metrics).await {
                 Ok(answer) => Ok(answer.content.clone()),
@@ -353,7 +356,16 @@ impl AiCall {
             }
         };
         let max_chars = runtime.settings.max_prompt_chars;
-        match reduce(plan, &items, &args, constants, max_chars, ask).await {
+        let result = reduce(plan, &items, &args, constants, max_chars, ask).await;
+        // A dry run cannot know the combining requests over partial answers it does
+        // not have: the estimate of a list in several chunks is a lower bound.
+        if runtime.dry_run
+            && matches!(result, Err(ReduceError::Ask(Outcome::NotSent)))
+            && requests.load(std::sync::atomic::Ordering::Relaxed) > 1
+        {
+            metrics.estimate_incomplete();
+        }
+        match result {
             Ok(answer) => match self.function.parse(&answer, constants) {
                 Ok(value) => Outcome::Value(value),
                 Err(why) => Outcome::Failed(Cause::invalid(why)),
