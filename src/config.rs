@@ -575,6 +575,14 @@ impl BlossomOptions {
         }
     }
 
+    /// What one query may spend (`blossom.max_requests`, `blossom.max_tokens`).
+    pub fn budget(&self) -> Budget {
+        Budget {
+            max_requests: self.max_requests,
+            max_tokens: self.max_tokens,
+        }
+    }
+
     /// Resolves the preset and the options into what one request needs.
     pub fn resolve(&self) -> Result<ProviderSettings> {
         // The keyless endpoint's conservative limits apply only to that endpoint, not
@@ -658,10 +666,6 @@ impl BlossomOptions {
             cache_dir: self.cache.dir(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
             pack_rows: self.pack_rows,
-            budget: Budget {
-                max_requests: self.max_requests,
-                max_tokens: self.max_tokens,
-            },
             max_prompt_chars: self.max_prompt_chars,
         })
     }
@@ -800,8 +804,6 @@ pub struct ProviderSettings {
     pub cache_ttl: Option<Duration>,
     /// Rows per request for functions that pack; 1 means no packing.
     pub pack_rows: usize,
-    /// What one query may spend.
-    pub budget: Budget,
     /// The longest prompt a reducing function sends (`blossom.max_prompt_chars`).
     pub max_prompt_chars: usize,
 }

@@ -24,11 +24,9 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
 
 use crate::dispatch::QueryBudget;
+use crate::dispatch::budget::CHARS_PER_TOKEN;
 use crate::planner::AiExec;
 use crate::query_metrics::{MetricsLog, QueryMetrics};
-
-/// Characters per token assumed for the estimate of input tokens.
-const CHARS_PER_TOKEN: u64 = 4;
 
 /// Marks a session state whose AI operators only estimate: answers come from the
 /// response cache or are NULL, nothing is sent, and the counts go to [`Self::query`].

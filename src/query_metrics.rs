@@ -27,7 +27,7 @@ use crate::error_log::now_unix_ms;
 use crate::provider::{ProviderError, TokenUsage};
 
 /// (query, function) entries kept; the oldest are dropped first.
-const CAPACITY: usize = 10_000;
+const CAPACITY: usize = 1_000;
 
 /// Latencies above this many microseconds (an hour) are recorded as an hour.
 const LATENCY_CEILING_US: u64 = 3_600_000_000;
@@ -141,7 +141,7 @@ pub struct QueryMetrics {
     query_id: u64,
     started_at: i64,
     log: Arc<MetricsLog>,
-    budget: QueryBudget,
+    budget: Arc<QueryBudget>,
     functions: Mutex<Vec<Arc<FunctionMetrics>>>,
 }
 
@@ -152,7 +152,7 @@ impl QueryMetrics {
             query_id,
             started_at: now_unix_ms(),
             log,
-            budget,
+            budget: Arc::new(budget),
             functions: Mutex::default(),
         }
     }
@@ -182,7 +182,9 @@ impl QueryMetrics {
             return Arc::clone(existing);
         }
         let entry = Arc::new(FunctionMetrics {
-            query: Arc::clone(self),
+            query_id: self.query_id,
+            started_at: self.started_at,
+            budget: Arc::clone(&self.budget),
             function,
             counters: Counters::default(),
             latency_us: Mutex::new(new_histogram()),
@@ -242,10 +244,13 @@ struct Counters {
     incomplete_estimates: AtomicU64,
 }
 
-/// The metrics of one AI function within one query.
+/// The metrics of one AI function within one query. It holds the query's budget but not
+/// the query itself, so that an entry dropped from the log frees its memory.
 #[derive(Debug)]
 pub struct FunctionMetrics {
-    query: Arc<QueryMetrics>,
+    query_id: u64,
+    started_at: i64,
+    budget: Arc<QueryBudget>,
     function: &'static str,
     counters: Counters,
     latency_us: Mutex<Option<Histogram<u64>>>,
@@ -311,9 +316,9 @@ impl FunctionMetrics {
         let latency = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
         let ms = |us: u64| us as f64 / 1_000.0;
         Snapshot {
-            query_id: self.query.query_id,
+            query_id: self.query_id,
             function: self.function,
-            started_at: self.query.started_at,
+            started_at: self.started_at,
             rows: get(&c.rows),
             unique_prompts: get(&c.unique_prompts),
             cache_hits: get(&c.cache_hits),
@@ -342,7 +347,7 @@ impl FunctionMetrics {
 
 impl CallObserver for FunctionMetrics {
     fn budget(&self) -> Option<&QueryBudget> {
-        Some(&self.query.budget)
+        Some(&self.budget)
     }
 
     fn throttled(&self, waited: Duration) {

@@ -9,9 +9,13 @@ use crate::config::Budget;
 use crate::provider::TokenUsage;
 
 /// Characters per token assumed when estimating a prompt before it is sent.
-const CHARS_PER_TOKEN: u64 = 4;
+pub(crate) const CHARS_PER_TOKEN: u64 = 4;
 
 /// What one query has spent and reserved against its [`Budget`].
+///
+/// ```sql
+/// SET blossom.max_requests = 100; -- each query gets a fresh QueryBudget of 100 requests
+/// ```
 #[derive(Debug, Default)]
 pub struct QueryBudget {
     limits: Budget,
@@ -79,13 +83,16 @@ impl QueryBudget {
         Ok(Reservation { tokens: estimate })
     }
 
-    /// Replaces an attempt's estimate with what the provider reported it used.
+    /// Replaces an attempt's estimate with what the provider reported it used; a
+    /// provider that reports no `usage` is charged the estimate, so the token budget
+    /// still holds.
     pub fn settle(&self, reservation: Reservation, usage: Option<TokenUsage>) {
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
         spent.reserved_tokens = spent.reserved_tokens.saturating_sub(reservation.tokens);
-        if let Some(usage) = usage {
-            spent.tokens += usage.prompt_tokens + usage.completion_tokens;
-        }
+        spent.tokens += match usage {
+            Some(usage) => usage.prompt_tokens + usage.completion_tokens,
+            None => reservation.tokens,
+        };
     }
 
     /// Requests sent and tokens spent so far.
@@ -96,6 +103,12 @@ impl QueryBudget {
 }
 
 /// A query stopped because its next request would go over a budget.
+///
+/// ```sql
+/// SET blossom.max_tokens = 50000;
+/// SELECT summarize(text) FROM 'data/articles.json';
+/// -- Error: the query stopped: its next request would exceed blossom.max_tokens = 50000 ...
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetExceeded {
     /// The setting without its `blossom.` prefix.
@@ -159,6 +172,11 @@ mod tests {
         for r in held {
             budget.settle(r, None);
         }
+        assert_eq!(
+            budget.spent(),
+            (3, 9),
+            "no usage: the estimate (3 tokens each) is charged"
+        );
         assert!(
             budget.reserve(10, None).is_err(),
             "settling does not refund requests"

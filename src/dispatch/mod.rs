@@ -4,7 +4,7 @@
 //! response cache (`blossom.cache`) that answers repeated requests across queries and
 //! processes, and per-query budgets. It knows chat requests, not SQL.
 
-mod budget;
+pub(crate) mod budget;
 mod cache;
 mod error;
 mod limits;

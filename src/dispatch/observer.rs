@@ -8,6 +8,13 @@ use super::budget::{BudgetExceeded, QueryBudget, Reservation};
 use crate::provider::{ProviderError, TokenUsage};
 
 /// Receives the events of one call's attempts. Every method has a do-nothing default.
+/// blossom's per-query, per-function metrics implement it; they are what
+///
+/// ```sql
+/// SELECT function, requests, retries, latency_p95_ms, throttled_ms FROM blossom_metrics();
+/// ```
+///
+/// shows.
 pub trait CallObserver: Send + Sync {
     /// The budget attempts are charged to, if any.
     fn budget(&self) -> Option<&QueryBudget> {

@@ -25,6 +25,10 @@ that item>}, one per item, every id exactly once, and nothing else.";
 pub const MAX_PACKED_TEXT_CHARS: usize = 2_000;
 
 /// One row in a packed request.
+///
+/// ```sql
+/// SET blossom.pack_rows = 16; -- up to 16 items {"id": 1..16, "text": ...} a request
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackItem {
     /// Its number within the pack, from 1.
@@ -56,30 +60,47 @@ pub fn packed_messages(instruction: &[ChatMessage], texts: &[&str]) -> Option<Ve
     Some(messages)
 }
 
-/// The answers a packed answer gives, by id: only ids that appear exactly once, with a
-/// text, a number or a boolean as the answer. Ids missing, repeated or unknown (outside
-/// `1..=items`) are left out, so their rows are asked again.
-pub fn parse_packed_answer(answer: &str, items: usize) -> HashMap<u64, String> {
+/// What a packed answer says, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackedAnswer {
+    /// The answers of ids that appear exactly once, with a text, a number, a boolean or
+    /// an object as the answer.
+    pub answers: HashMap<u64, String>,
+    /// Whether the answer is whole: every id from 1 to the number of items exactly once
+    /// and nothing else. When it is not, the model may have lost track of which answer
+    /// belongs to which item, so even the answers that look right are not trusted.
+    pub intact: bool,
+}
+
+/// Reads a packed answer to `items` items.
+pub fn parse_packed_answer(answer: &str, items: usize) -> PackedAnswer {
     let Some(array) = json_array(answer) else {
-        return HashMap::new();
+        return PackedAnswer::default();
     };
+    let mut intact = array.len() == items;
     let mut seen: HashMap<u64, Option<String>> = HashMap::new();
     for entry in array {
         let Some(id) = entry.get("id").and_then(id_of) else {
+            intact = false;
             continue;
         };
         let text = entry
             .get("answer")
             .or_else(|| entry.get("value"))
             .and_then(answer_text);
+        if !(1..=items as u64).contains(&id) || seen.contains_key(&id) {
+            intact = false;
+        }
         seen.entry(id)
             .and_modify(|existing| *existing = None)
             .or_insert(text);
     }
-    seen.into_iter()
+    let answers = seen
+        .into_iter()
         .filter(|(id, _)| (1..=items as u64).contains(id))
         .filter_map(|(id, text)| text.map(|t| (id, t)))
-        .collect()
+        .collect();
+    PackedAnswer { answers, intact }
 }
 
 /// The first JSON array in `answer`: the whole answer, or one inside a code fence or
@@ -140,6 +161,8 @@ mod tests {
     fn answers_by_id_in_any_order_and_form() {
         let answer = "```json\n[{\"id\": 2, \"answer\": \"NEGATIVE\"}, {\"id\": \"1\", \"answer\": \"POSITIVE\"}, {\"id\": 3, \"answer\": true}, {\"id\": 4, \"answer\": {\"n\": 1}}]\n```";
         let parsed = parse_packed_answer(answer, 4);
+        assert!(parsed.intact);
+        let parsed = parsed.answers;
         assert_eq!(parsed[&4], r#"{"n":1}"#);
         assert_eq!(parsed[&1], "POSITIVE");
         assert_eq!(parsed[&2], "NEGATIVE");
@@ -151,13 +174,24 @@ mod tests {
         let answer = r#"[{"id": 1, "answer": "A"}, {"id": 1, "answer": "A"}, {"id": 2, "answer": "B"},
                          {"id": 9, "answer": "C"}, {"id": 3, "answer": null}, {"answer": "D"}]"#;
         let parsed = parse_packed_answer(answer, 4);
-        assert_eq!(parsed.len(), 1, "{parsed:?}");
-        assert_eq!(parsed[&2], "B");
+        assert!(!parsed.intact);
+        assert_eq!(parsed.answers.len(), 1, "{parsed:?}");
+        assert_eq!(parsed.answers[&2], "B");
+        // One id missing is not whole either.
+        let short = parse_packed_answer(r#"[{"id": 1, "answer": "A"}]"#, 2);
+        assert!(!short.intact);
+        assert_eq!(short.answers.len(), 1);
     }
 
     #[test]
     fn prose_gives_nothing() {
-        assert!(parse_packed_answer("I cannot do that.", 2).is_empty());
-        assert!(parse_packed_answer("[not json]", 2).is_empty());
+        assert_eq!(
+            parse_packed_answer("I cannot do that.", 2),
+            PackedAnswer::default()
+        );
+        assert_eq!(
+            parse_packed_answer("[not json]", 2),
+            PackedAnswer::default()
+        );
     }
 }

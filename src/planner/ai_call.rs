@@ -414,8 +414,11 @@ impl AiCall {
         let answers = if let Some(dimensions) = self.function.embeds(&self.bound.constants) {
             embedding::answers(&rows, dimensions, runtime, function_metrics).await
         } else if runtime.settings.pack_rows > 1 && self.function.packable() {
-            let valid = |answer: &str| self.function.parse(answer, &self.bound.constants).is_ok();
-            packing::answers(&rows, &valid, runtime, function_metrics).await
+            let function = Arc::clone(&self.function);
+            let constants = self.bound.constants.clone();
+            let valid: packing::Validate =
+                Arc::new(move |answer: &str| function.parse(answer, &constants).is_ok());
+            packing::answers(&rows, valid, runtime, function_metrics).await
         } else {
             join_all(rows.iter().map(|row| async move {
                 match row {
@@ -463,10 +466,15 @@ impl AiCall {
                 values.push(null.clone());
                 continue;
             };
-            // A failed row's value: NULL, or what a partly invalid answer still gave.
+            // A failed row's value: NULL, or what a partly invalid answer still gave. An
+            // estimate records no failure (a cached answer may be one the function
+            // refuses) and never fails.
             let (outcome, kept) = match outcome {
                 Outcome::Value(value) => (Ok(value), None),
                 Outcome::NotSent => (Ok(null.clone()), None),
+                Outcome::Failed(_) | Outcome::Partial(..) if runtime.dry_run => {
+                    (Ok(null.clone()), None)
+                }
                 Outcome::Failed(cause) => (Err(cause), None),
                 Outcome::Partial(value, cause) => (Err(cause), Some(value)),
                 Outcome::OverBudget(exceeded) => {
@@ -731,7 +739,9 @@ impl CallRuntime {
         let answer = cache.get(key, self.settings.cache_ttl)?;
         self.metrics.cache_hits.add(1);
         observer.cache_hit();
-        self.dispatcher.stats().cache_hit();
+        if !self.dry_run {
+            self.dispatcher.stats().cache_hit();
+        }
         tracing::debug!("answered from the response cache");
         Some(answer)
     }
@@ -789,7 +799,9 @@ impl CallRuntime {
     pub(super) fn shared_answer(&self, observer: &FunctionMetrics) {
         self.metrics.dedup_hits.add(1);
         observer.dedup_hit();
-        self.dispatcher.stats().dedup_hit();
+        if !self.dry_run {
+            self.dispatcher.stats().dedup_hit();
+        }
     }
 }
 

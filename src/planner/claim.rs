@@ -65,3 +65,14 @@ pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &Function
         ask: Some(Ask { keys, sender }),
     }
 }
+
+/// A task answering claimed requests (a pack, an embeddings batch), stopped when the
+/// batch that started it is dropped: its rows then get no answer, and any row of the
+/// same query waiting on them is being dropped too, since the memo is per query.
+pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

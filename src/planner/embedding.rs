@@ -6,17 +6,20 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, join, join_all};
+use futures::future::{BoxFuture, join_all};
 use tracing::Instrument;
 
 use super::ai_call::{AnswerResult, CallRuntime, RequestKeys, Row};
-use super::claim::{Ask, claim};
+use super::claim::{AbortOnDrop, Ask, claim};
 use crate::dispatch::{CacheKey, CallError};
 use crate::provider::{ChatAnswer, EmbeddingRequest, ProviderError};
 use crate::query_metrics::FunctionMetrics;
 
 /// Texts per embeddings request.
 pub(super) const INPUTS_PER_REQUEST: usize = 64;
+
+/// Most characters of text in one embeddings request.
+const MAX_BATCH_CHARS: usize = 100_000;
 
 /// The vectors of `rows` (`None` where a row needs none), as JSON arrays in
 /// [`ChatAnswer::content`]. A row's request holds the model and, as its last message,
@@ -60,26 +63,39 @@ pub(super) async fn answers(
     }
     let mut batches: Vec<Vec<(EmbeddingRequest, Ask)>> = Vec::new();
     for (single, ask) in to_ask {
-        match batches
-            .iter_mut()
-            .find(|b| b.len() < INPUTS_PER_REQUEST && b[0].0.model == single.model)
-        {
+        let chars = |batch: &[(EmbeddingRequest, Ask)]| -> usize {
+            batch
+                .iter()
+                .flat_map(|(single, _)| &single.input)
+                .map(|text| text.chars().count())
+                .sum()
+        };
+        let text_chars: usize = single.input.iter().map(|t| t.chars().count()).sum();
+        match batches.iter_mut().find(|b| {
+            b.len() < INPUTS_PER_REQUEST
+                && b[0].0.model == single.model
+                && chars(b) + text_chars <= MAX_BATCH_CHARS
+        }) {
             Some(batch) => batch.push((single, ask)),
             None => batches.push(vec![(single, ask)]),
         }
     }
-    let asking = join_all(
-        batches
-            .into_iter()
-            .map(|batch| ask(batch, dimensions, runtime, metrics)),
-    );
-    let answering = join_all(pending.into_iter().map(|answer| async move {
+    // Batches run as tasks of their own: a row of another batch or partition sharing
+    // one of these texts must not depend on who polls this batch.
+    let _tasks: Vec<AbortOnDrop> = batches
+        .into_iter()
+        .map(|batch| {
+            let task = ask(batch, dimensions, runtime.clone(), Arc::clone(metrics));
+            AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+        })
+        .collect();
+    join_all(pending.into_iter().map(|answer| async move {
         match answer {
             Some(answer) => Some(answer.await),
             None => None,
         }
-    }));
-    join(asking, answering).await.1
+    }))
+    .await
 }
 
 /// The memo and cache keys of one text's embedding.
@@ -102,58 +118,74 @@ fn keys(runtime: &CallRuntime, single: &EmbeddingRequest) -> Result<RequestKeys,
     })
 }
 
-/// Asks one embeddings request for a batch of texts and answers each.
-async fn ask(
+/// Asks one embeddings request for a batch of texts and answers each; a batch refused
+/// for its content (400, 413, 422) is split in halves, so one bad text does not fail
+/// the others.
+fn ask(
     batch: Vec<(EmbeddingRequest, Ask)>,
     dimensions: Option<u32>,
-    runtime: &CallRuntime,
-    metrics: &Arc<FunctionMetrics>,
-) {
-    let Some(model) = batch.first().map(|(single, _)| single.model.clone()) else {
-        return;
-    };
-    let (inputs, asks): (Vec<String>, Vec<Ask>) = batch
-        .into_iter()
-        .map(|(mut single, ask)| (single.input.pop().unwrap_or_default(), ask))
-        .unzip();
-    let request = EmbeddingRequest {
-        model,
-        input: inputs,
-        dimensions,
-    };
-    if runtime.dry_run {
-        metrics.not_sent(request.input.iter().map(|t| t.chars().count()).sum());
-        for ask in asks {
-            ask.answer(runtime, Err(CallError::DryRun));
+    runtime: CallRuntime,
+    metrics: Arc<FunctionMetrics>,
+) -> BoxFuture<'static, ()> {
+    async move {
+        let Some(model) = batch.first().map(|(single, _)| single.model.clone()) else {
+            return;
+        };
+        let request = EmbeddingRequest {
+            model,
+            input: batch
+                .iter()
+                .map(|(single, _)| single.input.first().cloned().unwrap_or_default())
+                .collect(),
+            dimensions,
+        };
+        if runtime.dry_run {
+            metrics.not_sent(request.input.iter().map(|t| t.chars().count()).sum());
+            for (_, ask) in batch {
+                ask.answer(&runtime, Err(CallError::DryRun));
+            }
+            return;
         }
-        return;
-    }
-    let result = runtime
-        .send_embeddings(&request, metrics)
-        .instrument(runtime.span(metrics))
-        .await;
-    match result {
-        Ok(answer) => {
-            for (ask, vector) in asks.into_iter().zip(answer.vectors) {
-                let content = serde_json::to_string(&vector).map_err(|e| CallError::Failed {
-                    attempts: 1,
-                    error: ProviderError::Malformed {
-                        detail: format!("an embedding could not be kept: {e}"),
+        match runtime.send_embeddings(&request, &metrics).await {
+            Ok(answer) => {
+                for ((_, ask), vector) in batch.into_iter().zip(answer.vectors) {
+                    let content = serde_json::to_string(&vector).map_err(|e| CallError::Failed {
+                        attempts: 1,
+                        error: ProviderError::Malformed {
+                            detail: format!("an embedding could not be kept: {e}"),
+                        },
+                    });
+                    ask.answer(
+                        &runtime,
+                        content.map(|content| ChatAnswer {
+                            content,
+                            usage: None,
+                        }),
+                    );
+                }
+            }
+            Err(CallError::Failed {
+                error:
+                    ProviderError::Status {
+                        status: 400 | 413 | 422,
+                        ..
                     },
-                });
-                ask.answer(
-                    runtime,
-                    content.map(|content| ChatAnswer {
-                        content,
-                        usage: None,
-                    }),
-                );
+                ..
+            }) if batch.len() > 1 => {
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                join_all([
+                    ask(first, dimensions, runtime.clone(), Arc::clone(&metrics)),
+                    ask(second, dimensions, runtime.clone(), Arc::clone(&metrics)),
+                ])
+                .await;
             }
-        }
-        Err(error) => {
-            for ask in asks {
-                ask.answer(runtime, Err(error.clone()));
+            Err(error) => {
+                for (_, ask) in batch {
+                    ask.answer(&runtime, Err(error.clone()));
+                }
             }
         }
     }
+    .boxed()
 }

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, join, join_all};
+use futures::future::{BoxFuture, join_all};
 use tracing::Instrument;
 
 use super::ai_call::{AnswerResult, CallRuntime, Row};
-use super::claim::{Ask, claim};
+use super::claim::{AbortOnDrop, Ask, claim};
 use crate::dispatch::CallError;
 use crate::functions::pack::{MAX_PACKED_TEXT_CHARS, packed_messages, parse_packed_answer};
-use crate::provider::{ChatAnswer, ChatMessage, ChatRequest};
+use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
 use crate::query_metrics::FunctionMetrics;
 
 /// Extra answer tokens allowed per packed row for its id and JSON punctuation, when
@@ -24,12 +24,15 @@ use crate::query_metrics::FunctionMetrics;
 const PACK_TOKENS_PER_ROW: u32 = 16;
 
 /// Whether an answer is a value the function accepts.
-pub(super) type Validate<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
+pub(super) type Validate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Most characters of row text in one packed request, whatever `pack_rows` allows.
+const MAX_PACK_CHARS: usize = 16_000;
 
 /// The answers of `rows` (`None` where a row needs none), packing the rows that can be.
 pub(super) async fn answers(
     rows: &[Option<Row>],
-    valid: &Validate<'_>,
+    valid: Validate,
     runtime: &CallRuntime,
     metrics: &Arc<FunctionMetrics>,
 ) -> Vec<Option<AnswerResult>> {
@@ -63,19 +66,26 @@ pub(super) async fn answers(
         }
     }
     let pack_rows = runtime.settings.pack_rows;
-    let packs = group(to_ask, pack_rows);
-    let asking = join_all(
-        packs
-            .into_iter()
-            .map(|pack| ask(pack, pack_rows, valid, runtime, metrics)),
-    );
-    let answering = join_all(pending.into_iter().map(|answer| async move {
+    let _tasks: Vec<AbortOnDrop> = group(to_ask, pack_rows)
+        .into_iter()
+        .map(|pack| {
+            let task = ask(
+                pack,
+                pack_rows,
+                Arc::clone(&valid),
+                runtime.clone(),
+                Arc::clone(metrics),
+            );
+            AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+        })
+        .collect();
+    join_all(pending.into_iter().map(|answer| async move {
         match answer {
             Some(answer) => Some(answer.await),
             None => None,
         }
-    }));
-    join(asking, answering).await.1
+    }))
+    .await
 }
 
 /// A row no earlier request answers, waiting for its pack.
@@ -120,11 +130,22 @@ fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
         });
         by_instruction[slot].push(row);
     }
-    let mut packs = Vec::new();
+    let mut packs: Vec<Vec<Unanswered>> = Vec::new();
     for rows in by_instruction {
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            packs.push(rows.by_ref().take(size.max(1)).collect());
+        let mut pack: Vec<Unanswered> = Vec::new();
+        let mut chars = 0;
+        for row in rows {
+            let row_chars = row.text.chars().count();
+            if !pack.is_empty() && (pack.len() >= size.max(1) || chars + row_chars > MAX_PACK_CHARS)
+            {
+                packs.push(std::mem::take(&mut pack));
+                chars = 0;
+            }
+            chars += row_chars;
+            pack.push(row);
+        }
+        if !pack.is_empty() {
+            packs.push(pack);
         }
     }
     packs
@@ -132,17 +153,17 @@ fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
 
 /// Asks one pack (of at most `size` rows) and answers its rows; rows the answer does not
 /// validly cover are asked again in packs of half the size.
-fn ask<'a>(
+fn ask(
     pack: Vec<Unanswered>,
     size: usize,
-    valid: &'a Validate<'a>,
-    runtime: &'a CallRuntime,
-    metrics: &'a Arc<FunctionMetrics>,
-) -> BoxFuture<'a, ()> {
+    valid: Validate,
+    runtime: CallRuntime,
+    metrics: Arc<FunctionMetrics>,
+) -> BoxFuture<'static, ()> {
     async move {
         if pack.len() == 1 {
             for row in pack {
-                ask_alone(row, runtime, metrics).await;
+                ask_alone(row, &runtime, &metrics).await;
             }
             return;
         }
@@ -150,7 +171,7 @@ fn ask<'a>(
         let first = &pack[0].request;
         let Some(messages) = packed_messages(&pack[0].instruction, &texts) else {
             for row in pack {
-                ask_alone(row, runtime, metrics).await;
+                ask_alone(row, &runtime, &metrics).await;
             }
             return;
         };
@@ -163,43 +184,52 @@ fn ask<'a>(
                 .max_tokens
                 .map(|n| n.saturating_add(PACK_TOKENS_PER_ROW).saturating_mul(rows)),
             // The answer is the packing protocol's JSON array, whatever a single row's
-            // answer format (packable functions ask for none).
+            // answer format.
             response_format: None,
         };
         if runtime.dry_run {
             metrics.not_sent(request.prompt_chars());
             for row in pack {
-                row.answer(runtime, Err(CallError::DryRun));
+                row.answer(&runtime, Err(CallError::DryRun));
             }
             return;
         }
-        let answer = match runtime
-            .send(&request, metrics)
-            .instrument(runtime.span(metrics))
-            .await
-        {
-            Ok(answer) => answer,
+        let again = match runtime.send(&request, &metrics).await {
+            Ok(answer) => {
+                let parsed = parse_packed_answer(&answer.content, pack.len());
+                let mut by_id = parsed.answers;
+                let mut again = Vec::new();
+                for (row, id) in pack.into_iter().zip(1..) {
+                    match by_id.remove(&id) {
+                        Some(value) if parsed.intact && valid(&value) => row.answer(
+                            &runtime,
+                            Ok(ChatAnswer {
+                                content: value,
+                                usage: None,
+                            }),
+                        ),
+                        _ => again.push(row),
+                    }
+                }
+                again
+            }
+            // A request refused for its content (too long, filtered) may be refused
+            // because of one row: the others should not fail with it.
+            Err(CallError::Failed {
+                error:
+                    ProviderError::Status {
+                        status: 400 | 413 | 422,
+                        ..
+                    },
+                ..
+            }) => pack,
             Err(error) => {
                 for row in pack {
-                    row.answer(runtime, Err(error.clone()));
+                    row.answer(&runtime, Err(error.clone()));
                 }
                 return;
             }
         };
-        let mut by_id = parse_packed_answer(&answer.content, pack.len());
-        let mut again = Vec::new();
-        for (row, id) in pack.into_iter().zip(1..) {
-            match by_id.remove(&id) {
-                Some(value) if valid(&value) => row.answer(
-                    runtime,
-                    Ok(ChatAnswer {
-                        content: value,
-                        usage: None,
-                    }),
-                ),
-                _ => again.push(row),
-            }
-        }
         if again.is_empty() {
             return;
         }
@@ -208,13 +238,17 @@ fn ask<'a>(
             "a packed answer did not cover every row validly; asking those again"
         );
         metrics.repacked(again.len() as u64);
-        let half = (size / 2).max(1);
+        let half = (size / 2).max(1).min(again.len().div_ceil(2));
         let repacks = group(again, half);
-        join_all(
-            repacks
-                .into_iter()
-                .map(|pack| ask(pack, half, valid, runtime, metrics)),
-        )
+        join_all(repacks.into_iter().map(|pack| {
+            ask(
+                pack,
+                half,
+                Arc::clone(&valid),
+                runtime.clone(),
+                Arc::clone(&metrics),
+            )
+        }))
         .await;
     }
     .boxed()
@@ -226,10 +260,7 @@ async fn ask_alone(row: Unanswered, runtime: &CallRuntime, metrics: &Arc<Functio
         metrics.not_sent(row.request.prompt_chars());
         Err(CallError::DryRun)
     } else {
-        runtime
-            .send(&row.request, metrics)
-            .instrument(runtime.span(metrics))
-            .await
+        runtime.send(&row.request, metrics).await
     };
     row.answer(runtime, result);
 }

@@ -21,7 +21,7 @@ use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use super::ai_call::{AiCall, AnswerMemo, Guard, Truth};
 use super::ai_exec::{AiExec, QueryScope};
-use crate::config::{BlossomOptions, Budget};
+use crate::config::BlossomOptions;
 use crate::dispatch::{Dispatcher, QueryBudget};
 use crate::error_log::ErrorLog;
 use crate::query_metrics::{MetricsLog, QueryMetrics};
@@ -66,10 +66,7 @@ impl PhysicalOptimizerRule for PlanAiCalls {
         let budget = config
             .extensions
             .get::<BlossomOptions>()
-            .map(|options| Budget {
-                max_requests: options.max_requests,
-                max_tokens: options.max_tokens,
-            })
+            .map(BlossomOptions::budget)
             .unwrap_or_default();
         let scope = QueryScope {
             errors: Arc::clone(&self.errors),

@@ -8,6 +8,10 @@ use super::error::ProviderError;
 use super::types::TokenUsage;
 
 /// The body of `POST /embeddings`. It holds no secret.
+///
+/// ```sql
+/// SELECT embed(text, 256) FROM 'data/reviews.csv'; -- 64 texts to a request, dimensions 256
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingRequest {
     /// The embedding model.

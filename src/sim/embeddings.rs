@@ -11,7 +11,7 @@ use super::protocol::estimate_tokens;
 pub const DEFAULT_DIMENSIONS: usize = 1536;
 
 /// Longest vector the simulator makes.
-pub const MAX_DIMENSIONS: usize = 8192;
+pub const MAX_DIMENSIONS: usize = 16_384;
 
 /// An embeddings request as the simulator reads it.
 #[derive(Debug, Deserialize)]
@@ -62,10 +62,12 @@ pub fn embedding_for(text: &str, dimensions: usize) -> Vec<f32> {
         let sign = if hash & (1 << 63) == 0 { 1.0 } else { -1.0 };
         vector[(hash % dimensions as u64) as usize] += sign;
     }
-    if words.is_empty() {
+    let mut norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        // No words, or words whose signs cancel out: a direction from the whole text.
         vector[(fnv1a(text) % dimensions as u64) as usize] = 1.0;
+        norm = 1.0;
     }
-    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
     vector.iter_mut().for_each(|v| *v /= norm);
     vector
 }
