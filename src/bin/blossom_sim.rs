@@ -24,6 +24,10 @@ struct Args {
     /// Extra random latency, uniformly 0..=JITTER milliseconds.
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
+    /// Answer requests asking for a JSON schema with 400, like a provider without
+    /// structured outputs.
+    #[arg(long)]
+    no_json_schema: bool,
     /// Extra latency per answer token, in milliseconds (fractions allowed).
     #[arg(long, default_value_t = 0.0)]
     latency_per_token_ms: f64,
@@ -121,6 +125,7 @@ impl Args {
             seed: self.seed,
             model: self.model.clone(),
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            json_schema: !self.no_json_schema,
         }
     }
 }

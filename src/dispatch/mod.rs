@@ -7,6 +7,7 @@
 pub(crate) mod budget;
 mod cache;
 mod error;
+mod json_format;
 mod limits;
 mod memo;
 mod observer;
@@ -30,6 +31,7 @@ use crate::provider::{
     TokenUsage,
 };
 use crate::stats::SessionStats;
+use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode, refuses_json_schema};
 use limits::Limits;
 use retry::Backoff;
 
@@ -49,6 +51,7 @@ pub struct Dispatcher {
     limits: Mutex<Option<Arc<Limits>>>,
     cache: Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
+    json_schema_refusals: JsonSchemaRefusals,
 }
 
 /// The cache directory a session last asked for, and its cache unless it could not be
@@ -67,6 +70,7 @@ impl Dispatcher {
             limits: Mutex::new(None),
             cache: Mutex::new(None),
             stats,
+            json_schema_refusals: JsonSchemaRefusals::default(),
         })
     }
 
@@ -128,8 +132,39 @@ impl Dispatcher {
     /// makes every other request of the session wait too; otherwise backs off
     /// exponentially with jitter. 400, 401, 402 and 403 are never retried. Before each
     /// attempt it is charged to the observer's budget; an attempt that would exceed it
-    /// is not sent ([`CallError::OverBudget`]).
+    /// is not sent ([`CallError::OverBudget`]). A request asking for a JSON schema that
+    /// the provider refuses is asked again in JSON object mode, and so are the session's
+    /// later ones to that provider.
     pub async fn call(
+        &self,
+        settings: &ProviderSettings,
+        request: &ChatRequest,
+        observer: &dyn CallObserver,
+    ) -> Result<Answered, CallError> {
+        let url = &settings.chat_url;
+        let result = self.send_chat(settings, request, observer).await;
+        match result {
+            Err(CallError::Failed { attempts, error })
+                if asks_json_schema(request) && refuses_json_schema(&error) =>
+            {
+                tracing::info!(
+                    url = %url,
+                    "the provider refuses JSON schemas ({error}); asking in JSON object mode"
+                );
+                self.json_schema_refusals.remember(url);
+                let fallback = self.send_chat(settings, request, observer).await;
+                fallback.map(|answered| Answered {
+                    attempts: answered.attempts + attempts,
+                    ..answered
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Sends one chat request, retried under the session's limits; each attempt asks in
+    /// JSON object mode instead of for a JSON schema once the provider refused one.
+    async fn send_chat(
         &self,
         settings: &ProviderSettings,
         request: &ChatRequest,
@@ -142,13 +177,16 @@ impl Dispatcher {
             max_answer_tokens: request.max_tokens,
         };
         self.attempts(settings, attempt, observer, || async {
+            let object_mode =
+                asks_json_schema(request) && self.json_schema_refusals.refused(&settings.chat_url);
+            let fallback = object_mode.then(|| in_json_object_mode(request));
             let answer = self
                 .client
                 .complete(
                     &settings.chat_url,
                     &settings.api_key,
                     settings.request_timeout,
-                    request,
+                    fallback.as_ref().unwrap_or(request),
                 )
                 .await?;
             let usage = answer.usage;

@@ -30,9 +30,10 @@ use crate::provider::ChatMessage;
 /// The request asks for JSON twice over: its system prompt lists the keys and their
 /// types, and it carries an OpenAI structured-output `response_format`
 /// (`{"type": "json_schema", "json_schema": {"name": "extract", "strict": true, ...}}`)
-/// so providers that support it answer with a matching object. Providers that reject
-/// `response_format` of type `json_schema` are out of scope for now: their error fails
-/// the row like any provider error (no fallback to plain JSON mode is tried).
+/// so providers that support it answer with a matching object. A provider that refuses
+/// JSON schemas (a 400 naming `response_format` or `json_schema`) is asked again in JSON
+/// object mode (`{"type": "json_object"}`), and so are the session's later requests to
+/// it. Packed requests carry no `response_format`: their answer is the packing array.
 ///
 /// The answer may wrap the object in a ```` ```json ```` fence or in text. A missing
 /// key or a JSON null gives NULL for its field. A value that cannot be cast (a number

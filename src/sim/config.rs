@@ -31,6 +31,9 @@ pub struct SimConfig {
     pub model: String,
     /// When set, chat and model requests need `Authorization: Bearer <key>`, else `401`.
     pub api_key: Option<String>,
+    /// Whether requests with a `json_schema` `response_format` are served; when false
+    /// they get `400` naming it, as from a provider without structured outputs.
+    pub json_schema: bool,
 }
 
 impl Default for SimConfig {
@@ -46,6 +49,7 @@ impl Default for SimConfig {
             seed: 42,
             model: "blossom-sim".to_string(),
             api_key: None,
+            json_schema: true,
         }
     }
 }

@@ -171,6 +171,13 @@ async fn chat(
     state
         .stats
         .model_requested(request.model.as_deref().unwrap_or_default());
+    if request.wants_json_schema() && !config.json_schema {
+        return Ok(error_response(
+            StatusCode::BAD_REQUEST,
+            "response_format of type json_schema is not supported by this model",
+            "invalid_request_error",
+        ));
+    }
     if request.wants_json() {
         state.stats.json_requested();
     }

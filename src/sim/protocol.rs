@@ -58,6 +58,15 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// True when the request asks for an answer following a JSON schema.
+    pub fn wants_json_schema(&self) -> bool {
+        self.response_format
+            .as_ref()
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            == Some("json_schema")
+    }
+
     /// True when the request asks for a JSON answer (`json_schema` or `json_object`).
     pub fn wants_json(&self) -> bool {
         self.response_format

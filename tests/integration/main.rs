@@ -12,3 +12,4 @@ mod estimate;
 mod packing;
 mod pipeline;
 mod repl;
+mod structured;
