@@ -353,3 +353,60 @@ async fn a_damaged_cache_file_is_set_aside_with_a_warning() {
     run_to_end(&mut blossom_with_cache(&sim, dir.path(), &sql, &report));
     assert_eq!(sim.stats().requests, 0, "the new file works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_packed_run_killed_with_sigkill_resumes_from_its_rows() {
+    const PACK_ROWS: u64 = 16;
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let cache = dir.path().join("cache");
+    let packed = |command: &mut Command| {
+        command.env("BLOSSOM_PACK_ROWS", PACK_ROWS.to_string());
+    };
+
+    let mut first = blossom_with_cache(&sim, &cache, RESUME_QUERY, &report);
+    packed(&mut first);
+    let mut child = first
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("blossom starts");
+    let started = Instant::now();
+    while sim.stats().answered < 100 {
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        assert!(child.try_wait().unwrap().is_none(), "killed too late");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    kill(&mut child);
+    let rows_answered_before_kill = sim.stats().answered * PACK_ROWS;
+    sim.reset_stats();
+
+    let mut again = blossom_with_cache(&sim, &cache, RESUME_QUERY, &report);
+    packed(&mut again);
+    let resumed = run_to_end(&mut again);
+    let hits = reported_cache_hits(&report);
+    let lost_at_most = MAX_CONCURRENCY as u64 * PACK_ROWS + 2 * FLUSH_BATCH as u64;
+    eprintln!(
+        "packed resume: about {rows_answered_before_kill} rows answered before SIGKILL; \
+         the resumed run took {hits} from the cache and sent {} requests",
+        sim.stats().requests
+    );
+    assert!(
+        hits + lost_at_most >= rows_answered_before_kill,
+        "{hits} cache hits after about {rows_answered_before_kill} rows were answered"
+    );
+    // Packs form within a batch, so each batch may end with one pack not full.
+    assert!(
+        sim.stats().requests <= (ROWS as u64 - hits).div_ceil(PACK_ROWS) + 8,
+        "only the rows not cached are asked, packed"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout),
+        expected_resume_output()
+    );
+}
