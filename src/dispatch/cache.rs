@@ -38,8 +38,12 @@ pub const CACHE_FILE: &str = "responses.redb";
 /// Longest time an answer waits before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Most answers written in one transaction.
+/// Answers that make the writer commit without waiting for [`FLUSH_EVERY`].
 pub const FLUSH_BATCH: usize = 64;
+
+/// Most answers written in one transaction: the ones already queued when a batch of
+/// [`FLUSH_BATCH`] is committed are taken along, up to this many.
+const MAX_BACKLOG_BATCH: usize = 4_096;
 
 /// Memory redb may use for its page cache.
 const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -400,6 +404,14 @@ fn write_loop(db: &Database, pending: &Pending, receiver: &Receiver<Message>, pa
                     closed = true;
                     break;
                 }
+            }
+        }
+        // Answers that queued up while the last transaction committed (a packed answer
+        // brings many at once) go in this one too, so the writer keeps up.
+        while batch.len() < MAX_BACKLOG_BATCH && flushes.is_empty() {
+            match receiver.try_recv() {
+                Ok(message) => take(message, &mut batch, &mut flushes),
+                Err(_) => break,
             }
         }
         if !batch.is_empty() {
