@@ -107,6 +107,13 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
         false
     }
 
+    /// The longest row text, in characters, packed with others; a longer one is asked
+    /// on its own. Functions whose answers any text satisfies (so a packed answer could
+    /// not be checked) keep it short.
+    fn max_packed_text_chars(&self) -> usize {
+        pack::MAX_PACKED_TEXT_CHARS
+    }
+
     /// `Some` for a function answered by the embeddings endpoint rather than chat
     /// (`embed()`), with the vector length to ask for (`None`: the model's own). Its
     /// [`AiFunction::messages`] must end with the text to embed; the answer

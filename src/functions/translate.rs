@@ -20,6 +20,9 @@ use crate::provider::ChatMessage;
 #[derive(Debug, Clone, Copy)]
 pub struct Translate;
 
+/// The longest text translated in a pack with others.
+const MAX_PACKED_TEXT_CHARS: usize = 300;
+
 const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::text("target_language")]);
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -68,6 +71,12 @@ impl AiFunction for Translate {
 
     fn packable(&self) -> bool {
         true
+    }
+
+    /// Short texts only: any text is a valid translation, so only a whole packed answer
+    /// vouches for which row a translation belongs to, and short ones risk little.
+    fn max_packed_text_chars(&self) -> usize {
+        MAX_PACKED_TEXT_CHARS
     }
 
     fn parse(&self, answer: &str, _: &Constants) -> Result<ScalarValue, String> {

@@ -418,7 +418,8 @@ impl AiCall {
             let constants = self.bound.constants.clone();
             let valid: packing::Validate =
                 Arc::new(move |answer: &str| function.parse(answer, &constants).is_ok());
-            packing::answers(&rows, valid, runtime, function_metrics).await
+            let max_text_chars = self.function.max_packed_text_chars();
+            packing::answers(&rows, max_text_chars, valid, runtime, function_metrics).await
         } else {
             join_all(rows.iter().map(|row| async move {
                 match row {
@@ -714,7 +715,7 @@ impl CallRuntime {
         Ok(RequestKeys {
             memo: format!("{}\n{body}", self.settings.chat_url),
             cache: self.dispatcher.cache_for(&self.settings).map(|cache| {
-                let key = CacheKey::new(&self.settings.chat_url, &self.settings.model, &body);
+                let key = CacheKey::new(&self.settings.chat_url, &request.model, &body);
                 (cache, key)
             }),
         })

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::ai_call::{AnswerResult, CallRuntime, Row};
 use super::claim::{AbortOnDrop, Ask, claim};
 use crate::dispatch::CallError;
-use crate::functions::pack::{MAX_PACKED_TEXT_CHARS, packed_messages, parse_packed_answer};
+use crate::functions::pack::{packed_messages, parse_packed_answer};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
 use crate::query_metrics::FunctionMetrics;
 
@@ -32,6 +32,7 @@ const MAX_PACK_CHARS: usize = 16_000;
 /// The answers of `rows` (`None` where a row needs none), packing the rows that can be.
 pub(super) async fn answers(
     rows: &[Option<Row>],
+    max_text_chars: usize,
     valid: Validate,
     runtime: &CallRuntime,
     metrics: &Arc<FunctionMetrics>,
@@ -43,7 +44,7 @@ pub(super) async fn answers(
             pending.push(None);
             continue;
         };
-        let Some((instruction, text)) = split(&row.request) else {
+        let Some((instruction, text)) = split(&row.request, max_text_chars) else {
             pending.push(Some(runtime.answer(&row.request, metrics).boxed()));
             continue;
         };
@@ -106,11 +107,11 @@ impl Unanswered {
 
 /// A request's instruction and row text, when it has the shape packing needs: leading
 /// messages, then the row's text (not too long) as the last, user, message.
-fn split(request: &ChatRequest) -> Option<(Vec<ChatMessage>, String)> {
+fn split(request: &ChatRequest, max_text_chars: usize) -> Option<(Vec<ChatMessage>, String)> {
     let (last, instruction) = request.messages.split_last()?;
     let packable = last.role == "user"
         && !instruction.is_empty()
-        && last.content.chars().count() <= MAX_PACKED_TEXT_CHARS;
+        && last.content.chars().count() <= max_text_chars;
     packable.then(|| (instruction.to_vec(), last.content.clone()))
 }
 
