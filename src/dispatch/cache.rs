@@ -133,6 +133,12 @@ impl fmt::Debug for ResponseCache {
     }
 }
 
+/// How long opening waits for a handle of this process that is closing the same file.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How often it looks meanwhile.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
 /// The caches open in this process, by file; one redb handle per file.
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<ResponseCache>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -149,11 +155,24 @@ impl ResponseCache {
             .unwrap_or_else(|_| dir.to_path_buf())
             .join(CACHE_FILE);
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        // A handle of this process whose last user is gone may still be writing its last
+        // answers and closing the file (on another thread): wait for it, rather than
+        // take the file for another process's.
+        let closing_here = open.get(&id).is_some_and(|cache| cache.strong_count() == 0);
         open.retain(|_, cache| cache.strong_count() > 0);
         if let Some(cache) = open.get(&id).and_then(Weak::upgrade) {
             return Ok(cache);
         }
-        let cache = Arc::new(Self::open(&path)?);
+        let mut waited = Duration::ZERO;
+        let cache = loop {
+            match Self::open(&path) {
+                Err(CacheOpenError::InUse(_)) if closing_here && waited < CLOSE_WAIT => {
+                    std::thread::sleep(CLOSE_POLL);
+                    waited += CLOSE_POLL;
+                }
+                result => break Arc::new(result?),
+            }
+        };
         open.insert(id, Arc::downgrade(&cache));
         Ok(cache)
     }
