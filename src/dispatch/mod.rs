@@ -210,7 +210,7 @@ impl Dispatcher {
         let attempt = Attempt {
             url: &settings.embeddings_url,
             model: &request.model,
-            prompt_chars: request.input.iter().map(|t| t.chars().count()).sum(),
+            prompt_chars: request.input_chars(),
             max_answer_tokens: None,
         };
         self.attempts(settings, attempt, observer, || async {

@@ -147,9 +147,7 @@ mod tests {
     use super::*;
     use crate::functions::{Layout, chunk_items};
 
-    fn chars(messages: &[ChatMessage]) -> usize {
-        messages.iter().map(|m| m.content.chars().count()).sum()
-    }
+    use crate::provider::message_chars as chars;
 
     #[test]
     fn prompt_sizes_grow_linearly_with_the_items() {

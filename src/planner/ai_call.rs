@@ -19,7 +19,7 @@ use super::metrics::AiMetrics;
 use super::reduce::{ReduceError, list_items, reduce, text_lists};
 use super::{embedding, packing};
 use crate::config::{OnError, ProviderSettings};
-use crate::dispatch::{CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
+use crate::dispatch::{Answered, CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
 use crate::provider::{
@@ -764,15 +764,7 @@ impl CallRuntime {
             .dispatcher
             .call(&self.settings, request, &**observer)
             .await;
-        let attempts = match &result {
-            Ok(answered) => answered.attempts,
-            Err(error) => error.attempts(),
-        };
-        self.metrics.requests.add(attempts as usize);
-        self.metrics
-            .retries
-            .add(attempts.saturating_sub(1) as usize);
-        result.map(|answered| answered.answer)
+        self.counted(result)
     }
 
     /// Sends an embeddings request through the dispatcher, counting its attempts.
@@ -785,6 +777,11 @@ impl CallRuntime {
             .dispatcher
             .embed(&self.settings, request, &**observer)
             .await;
+        self.counted(result)
+    }
+
+    /// Counts a dispatcher call's attempts in the operator's metrics (`EXPLAIN ANALYZE`).
+    fn counted<T>(&self, result: Result<Answered<T>, CallError>) -> Result<T, CallError> {
         let attempts = match &result {
             Ok(answered) => answered.attempts,
             Err(error) => error.attempts(),

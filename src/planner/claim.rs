@@ -4,8 +4,9 @@
 //! are answered together rather than one request each.
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, join_all};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::ai_call::{AnswerResult, CallRuntime, RequestKeys};
 use crate::dispatch::CallError;
@@ -66,10 +67,32 @@ pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &Function
     }
 }
 
+/// Starts `task` (answering claimed requests) on its own, in the call's span.
+pub(super) fn spawn(
+    task: BoxFuture<'static, ()>,
+    runtime: &CallRuntime,
+    metrics: &FunctionMetrics,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+}
+
+/// The answers of rows (`None` where a row needs none), awaited together.
+pub(super) async fn await_answers(
+    pending: Vec<Option<BoxFuture<'_, AnswerResult>>>,
+) -> Vec<Option<AnswerResult>> {
+    join_all(pending.into_iter().map(|answer| async move {
+        match answer {
+            Some(answer) => Some(answer.await),
+            None => None,
+        }
+    }))
+    .await
+}
+
 /// A task answering claimed requests (a pack, an embeddings batch), stopped when the
 /// batch that started it is dropped: its rows then get no answer, and any row of the
 /// same query waiting on them is being dropped too, since the memo is per query.
-pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -3,14 +3,14 @@
 //! Each text still has its own place in the query's memo and the response cache, where
 //! its vector is kept as a JSON array.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
-use tracing::Instrument;
 
 use super::ai_call::{AnswerResult, CallRuntime, RequestKeys, Row};
-use super::claim::{AbortOnDrop, Ask, claim};
+use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
 use crate::dispatch::{CacheKey, CallError};
 use crate::provider::{ChatAnswer, EmbeddingRequest, ProviderError};
 use crate::query_metrics::FunctionMetrics;
@@ -61,24 +61,23 @@ pub(super) async fn answers(
             to_ask.push((single, ask));
         }
     }
+    // Texts fill the open batch of their model until it is full, in row order.
     let mut batches: Vec<Vec<(EmbeddingRequest, Ask)>> = Vec::new();
+    let mut open: HashMap<String, (usize, usize)> = HashMap::new(); // model -> (batch, chars)
     for (single, ask) in to_ask {
-        let chars = |batch: &[(EmbeddingRequest, Ask)]| -> usize {
-            batch
-                .iter()
-                .flat_map(|(single, _)| &single.input)
-                .map(|text| text.chars().count())
-                .sum()
+        let text_chars = single.input_chars();
+        let fits = |&(batch, chars): &(usize, usize)| {
+            batches[batch].len() < INPUTS_PER_REQUEST && chars + text_chars <= MAX_BATCH_CHARS
         };
-        let text_chars: usize = single.input.iter().map(|t| t.chars().count()).sum();
-        match batches.iter_mut().find(|b| {
-            b.len() < INPUTS_PER_REQUEST
-                && b[0].0.model == single.model
-                && chars(b) + text_chars <= MAX_BATCH_CHARS
-        }) {
-            Some(batch) => batch.push((single, ask)),
-            None => batches.push(vec![(single, ask)]),
-        }
+        let slot = match open.get(&single.model).copied().filter(fits) {
+            Some((batch, chars)) => (batch, chars + text_chars),
+            None => {
+                batches.push(Vec::new());
+                (batches.len() - 1, text_chars)
+            }
+        };
+        open.insert(single.model.clone(), slot);
+        batches[slot.0].push((single, ask));
     }
     // Batches run as tasks of their own: a row of another batch or partition sharing
     // one of these texts must not depend on who polls this batch.
@@ -86,16 +85,10 @@ pub(super) async fn answers(
         .into_iter()
         .map(|batch| {
             let task = ask(batch, dimensions, runtime.clone(), Arc::clone(metrics));
-            AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+            spawn(task, runtime, metrics)
         })
         .collect();
-    join_all(pending.into_iter().map(|answer| async move {
-        match answer {
-            Some(answer) => Some(answer.await),
-            None => None,
-        }
-    }))
-    .await
+    await_answers(pending).await
 }
 
 /// The memo and cache keys of one text's embedding.
@@ -140,7 +133,7 @@ fn ask(
             dimensions,
         };
         if runtime.dry_run {
-            metrics.not_sent(request.input.iter().map(|t| t.chars().count()).sum());
+            metrics.not_sent(request.input_chars());
             for (_, ask) in batch {
                 ask.answer(&runtime, Err(CallError::DryRun));
             }

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
-use tracing::Instrument;
 
 use super::ai_call::{AnswerResult, CallRuntime, Row};
-use super::claim::{AbortOnDrop, Ask, claim};
+use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
 use crate::dispatch::CallError;
 use crate::functions::pack::{packed_messages, parse_packed_answer};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
@@ -77,16 +76,10 @@ pub(super) async fn answers(
                 runtime.clone(),
                 Arc::clone(metrics),
             );
-            AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+            spawn(task, runtime, metrics)
         })
         .collect();
-    join_all(pending.into_iter().map(|answer| async move {
-        match answer {
-            Some(answer) => Some(answer.await),
-            None => None,
-        }
-    }))
-    .await
+    await_answers(pending).await
 }
 
 /// A row no earlier request answers, waiting for its pack.

@@ -12,7 +12,7 @@ use datafusion::common::{Result, internal_datafusion_err};
 use futures::future::{Either, join_all, ready};
 
 use crate::functions::{Constants, Layout, NoRoom, ReductionPlan, chunk_items, text_list_type};
-use crate::provider::ChatMessage;
+use crate::provider::{ChatMessage, message_chars};
 
 /// The most combine levels; each level shrinks the number of partial answers, so this is
 /// reached only when the answers themselves keep growing.
@@ -42,11 +42,6 @@ impl<E: fmt::Display> fmt::Display for ReduceError<E> {
     }
 }
 
-/// The characters of a prompt, as [`crate::provider::ChatRequest::prompt_chars`] counts.
-fn prompt_chars(messages: &[ChatMessage]) -> usize {
-    messages.iter().map(|m| m.content.chars().count()).sum()
-}
-
 /// The one answer of `plan` over `items` (not empty), whose prompts never exceed
 /// `max_chars` characters: one request when the whole list fits; otherwise a request per
 /// chunk of the list (asked concurrently), then combine requests over the partial
@@ -67,14 +62,14 @@ where
 {
     let chunk = |part: &[&str]| plan.chunk_messages(part, args, constants);
     let combine = |part: &[&str]| plan.combine_messages(part, args, constants);
-    let layout = Layout::measure(|part| prompt_chars(&chunk(part)));
+    let layout = Layout::measure(|part| message_chars(&chunk(part)));
     let chunks = chunk_items(items, layout, max_chars)?;
     if chunks.len() <= 1 {
         let whole = chunks.first().map_or(items, Vec::as_slice);
         return ask(chunk(whole)).await.map_err(ReduceError::Ask);
     }
     let mut partials = ask_all(chunks.iter().map(|c| chunk(c)).collect(), &ask).await?;
-    let layout = Layout::measure(|part| prompt_chars(&combine(part)));
+    let layout = Layout::measure(|part| message_chars(&combine(part)));
     for _ in 0..MAX_COMBINE_LEVELS {
         let texts: Vec<&str> = partials.iter().map(|p| p.trim()).collect();
         let chunks = chunk_items(&texts, layout, max_chars)?;
@@ -201,11 +196,11 @@ mod tests {
     }
 
     fn fixed_chars() -> usize {
-        prompt_chars(&AiReduce.chunk_messages(&[], &["complaints"], &Constants::default()))
+        message_chars(&AiReduce.chunk_messages(&[], &["complaints"], &Constants::default()))
     }
 
     fn combine_fixed() -> usize {
-        prompt_chars(&AiReduce.combine_messages(&[], &["complaints"], &Constants::default()))
+        message_chars(&AiReduce.combine_messages(&[], &["complaints"], &Constants::default()))
     }
 
     #[test]
@@ -226,7 +221,7 @@ mod tests {
         assert_eq!(answer.unwrap(), "combined 4");
         assert_eq!(asked.len(), 5);
         for prompt in &asked {
-            assert!(prompt_chars(prompt) <= max);
+            assert!(message_chars(prompt) <= max);
         }
     }
 
@@ -243,7 +238,7 @@ mod tests {
         let answer = answer.unwrap();
         assert!(answer.starts_with("combined"), "{answer}");
         for prompt in &asked {
-            assert!(prompt_chars(prompt) <= max);
+            assert!(message_chars(prompt) <= max);
         }
         let combines = asked
             .iter()

@@ -24,6 +24,13 @@ pub struct EmbeddingRequest {
     pub dimensions: Option<u32>,
 }
 
+impl EmbeddingRequest {
+    /// The characters of all its inputs: what budgets and estimates are measured in.
+    pub fn input_chars(&self) -> usize {
+        self.input.iter().map(|text| text.chars().count()).sum()
+    }
+}
+
 /// A provider's answer to one embeddings request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingAnswer {

@@ -12,4 +12,4 @@ pub(crate) use client::truncate_chars;
 pub use embeddings::{EmbeddingAnswer, EmbeddingRequest};
 pub use error::ProviderError;
 pub use retry_after::parse_retry_after;
-pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage};
+pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars};

@@ -52,11 +52,14 @@ pub struct ChatRequest {
 impl ChatRequest {
     /// The characters of all its messages: what token estimates are made from.
     pub fn prompt_chars(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|m| m.content.chars().count())
-            .sum()
+        message_chars(&self.messages)
     }
+}
+
+/// The characters of `messages`' contents: what prompt sizes and token estimates are
+/// measured in.
+pub fn message_chars(messages: &[ChatMessage]) -> usize {
+    messages.iter().map(|m| m.content.chars().count()).sum()
 }
 
 /// Token counts from the provider's `usage`, when it sends them.
