@@ -76,6 +76,14 @@ const OPTIONS: &[(&str, &str)] = &[
         "Longest retry delay in milliseconds, unless the provider asks for longer with Retry-After",
     ),
     (
+        "breaker_failures",
+        "Consecutive attempts finding the provider unreachable (refused, timed out, 502/503/504) that open the circuit breaker: requests then wait while one probe at a time is sent; 0 turns it off",
+    ),
+    (
+        "max_outage",
+        "Seconds the provider may stay unreachable (the circuit breaker open) before the query fails",
+    ),
+    (
         "on_error",
         "What a row that still fails after its retries does: 'fail' (the query fails) or 'null' (the row gets NULL)",
     ),
@@ -321,8 +329,12 @@ pub struct BlossomOptions {
     pub model: Option<String>,
     /// `blossom.embedding_model`; `None` means the preset's.
     pub embedding_model: Option<String>,
-    /// `blossom.api_key` (write-only).
+    /// `blossom.api_key` (write-only), or `BLOSSOM_API_KEY`: sent to whatever endpoint
+    /// the session asks.
     pub api_key: ApiKey,
+    /// `POLLINATIONS_API_KEY` or `OPENAI_API_KEY` from the environment, by preset: a
+    /// provider's own key, sent only to that provider's hosts.
+    pub provider_keys: ProviderKeys,
     /// `blossom.temperature`
     pub temperature: Option<f64>,
     /// `blossom.max_answer_tokens`
@@ -339,6 +351,10 @@ pub struct BlossomOptions {
     pub retry_initial_backoff_ms: u64,
     /// `blossom.retry_max_backoff_ms`
     pub retry_max_backoff_ms: u64,
+    /// `blossom.breaker_failures`: 0 turns the circuit breaker off.
+    pub breaker_failures: u32,
+    /// `blossom.max_outage`, in seconds.
+    pub max_outage_secs: f64,
     /// `blossom.on_error`
     pub on_error: OnError,
     /// `blossom.cache`
@@ -363,6 +379,7 @@ impl Default for BlossomOptions {
             model: None,
             embedding_model: None,
             api_key: ApiKey::default(),
+            provider_keys: ProviderKeys::default(),
             temperature: None,
             max_answer_tokens: None,
             request_timeout_secs: 60.0,
@@ -371,6 +388,8 @@ impl Default for BlossomOptions {
             max_retries: 5,
             retry_initial_backoff_ms: 500,
             retry_max_backoff_ms: 30_000,
+            breaker_failures: 5,
+            max_outage_secs: 300.0,
             on_error: OnError::Fail,
             cache: CacheSetting::UserDefault,
             cache_ttl_secs: None,
@@ -409,13 +428,13 @@ impl BlossomOptions {
                     .map_err(|e| DataFusionError::Configuration(format!("{env}: {e}")))?;
             }
         }
-        let key_var = match options.provider {
-            ProviderPreset::OpenAi => "OPENAI_API_KEY",
-            _ => "POLLINATIONS_API_KEY",
-        };
-        if let Some(key) = var("BLOSSOM_API_KEY").or_else(|| var(key_var)) {
+        if let Some(key) = var("BLOSSOM_API_KEY") {
             options.api_key = ApiKey::new(key);
         }
+        options.provider_keys = ProviderKeys {
+            pollinations: ApiKey::new(var("POLLINATIONS_API_KEY").unwrap_or_default()),
+            openai: ApiKey::new(var("OPENAI_API_KEY").unwrap_or_default()),
+        };
         Ok(options)
     }
 
@@ -484,6 +503,22 @@ impl BlossomOptions {
             "retry_max_backoff_ms" => {
                 self.retry_max_backoff_ms =
                     parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
+            }
+            "breaker_failures" => {
+                self.breaker_failures = parse_required(trimmed, |n: u32| {
+                    (n <= 10_000)
+                        .then_some(n)
+                        .ok_or("must be an integer from 0 (off) to 10000")
+                })
+                .map_err(bad)?
+            }
+            "max_outage" => {
+                self.max_outage_secs = parse_required(trimmed, |t: f64| {
+                    (t > 0.0 && t <= 86_400.0)
+                        .then_some(t)
+                        .ok_or("must be a number of seconds above 0")
+                })
+                .map_err(bad)?
             }
             "on_error" => self.on_error = trimmed.parse().map_err(bad)?,
             "cache" => self.cache = trimmed.parse().map_err(bad)?,
@@ -564,6 +599,8 @@ impl BlossomOptions {
             "max_retries" => Some(self.max_retries.to_string()),
             "retry_initial_backoff_ms" => Some(self.retry_initial_backoff_ms.to_string()),
             "retry_max_backoff_ms" => Some(self.retry_max_backoff_ms.to_string()),
+            "breaker_failures" => Some(self.breaker_failures.to_string()),
+            "max_outage" => Some(self.max_outage_secs.to_string()),
             "on_error" => Some(self.on_error.to_string()),
             "cache" => Some(self.cache.to_string()),
             "cache_ttl" => opt(&self.cache_ttl_secs),
@@ -589,6 +626,7 @@ impl BlossomOptions {
         // to a server named with blossom.base_url.
         let keyless_pollinations = self.provider == ProviderPreset::Pollinations
             && !self.api_key.is_set()
+            && !self.provider_keys.pollinations.is_set()
             && self.base_url.is_none();
         let preset = match (self.provider, keyless_pollinations) {
             (ProviderPreset::Pollinations, false) => Preset {
@@ -643,13 +681,13 @@ impl BlossomOptions {
         });
         Ok(ProviderSettings {
             embeddings_url: embeddings_url_for(&chat_url),
+            api_key: self.key_for(&chat_url),
             embedding_model,
             chat_url,
             model: self
                 .model
                 .clone()
                 .unwrap_or_else(|| preset.model.to_string()),
-            api_key: self.api_key.clone(),
             temperature: self.temperature,
             max_answer_tokens: self.max_answer_tokens,
             request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
@@ -662,6 +700,8 @@ impl BlossomOptions {
             retry_max_backoff: Duration::from_millis(
                 self.retry_max_backoff_ms.max(self.retry_initial_backoff_ms),
             ),
+            breaker_failures: self.breaker_failures,
+            max_outage: Duration::from_secs_f64(self.max_outage_secs),
             on_error: self.on_error,
             cache_dir: self.cache.dir(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
@@ -669,6 +709,38 @@ impl BlossomOptions {
             max_prompt_chars: self.max_prompt_chars,
         })
     }
+}
+
+impl BlossomOptions {
+    /// The key sent to `chat_url`: `blossom.api_key` (or `BLOSSOM_API_KEY`) anywhere; a
+    /// provider's own key from the environment only to that provider's hosts, so that
+    /// `POLLINATIONS_API_KEY` never reaches a custom or local endpoint.
+    fn key_for(&self, chat_url: &str) -> ApiKey {
+        if self.api_key.is_set() {
+            return self.api_key.clone();
+        }
+        let host = reqwest::Url::parse(chat_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        let on = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        match self.provider {
+            ProviderPreset::Pollinations if on("pollinations.ai") => {
+                self.provider_keys.pollinations.clone()
+            }
+            ProviderPreset::OpenAi if on("openai.com") => self.provider_keys.openai.clone(),
+            _ => ApiKey::default(),
+        }
+    }
+}
+
+/// The providers' own keys, read from their usual environment variables.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProviderKeys {
+    /// `POLLINATIONS_API_KEY`, for the Pollinations preset's hosts.
+    pub pollinations: ApiKey,
+    /// `OPENAI_API_KEY`, for the OpenAI preset's hosts.
+    pub openai: ApiKey,
 }
 
 struct Preset {
@@ -796,6 +868,10 @@ pub struct ProviderSettings {
     pub retry_initial_backoff: Duration,
     /// Longest computed retry delay.
     pub retry_max_backoff: Duration,
+    /// Consecutive unreachable attempts that open the circuit breaker; 0: never.
+    pub breaker_failures: u32,
+    /// The longest outage before a query fails.
+    pub max_outage: Duration,
     /// What a failed row does.
     pub on_error: OnError,
     /// The directory of the persistent response cache; `None` when it is off.
@@ -866,12 +942,61 @@ mod tests {
     }
 
     #[test]
+    fn a_providers_key_goes_only_to_its_hosts() {
+        let env = |k: &str| match k {
+            "POLLINATIONS_API_KEY" => Some("sk_pollinations".to_string()),
+            "OPENAI_API_KEY" => Some("sk_openai".to_string()),
+            _ => None,
+        };
+        let key = |settings: &[(&str, &str)]| {
+            let mut o = BlossomOptions::from_env_with(env).unwrap();
+            for (k, v) in settings {
+                o.set_option(k, v).unwrap();
+            }
+            o.resolve().unwrap().api_key.expose().map(str::to_string)
+        };
+        assert_eq!(key(&[]).as_deref(), Some("sk_pollinations"));
+        assert_eq!(key(&[("provider", "openai")]).as_deref(), Some("sk_openai"));
+        assert_eq!(key(&[("provider", "ollama")]), None);
+        assert_eq!(
+            key(&[
+                ("provider", "custom"),
+                ("base_url", "http://127.0.0.1:9/v1")
+            ]),
+            None
+        );
+        assert_eq!(
+            key(&[("base_url", "http://pollinations.ai.evil.example/v1")]),
+            None
+        );
+        assert_eq!(
+            key(&[("base_url", "https://gen.pollinations.ai/v1")]).as_deref(),
+            Some("sk_pollinations")
+        );
+        // A key given for the session goes wherever the session asks.
+        assert_eq!(
+            key(&[
+                ("provider", "custom"),
+                ("base_url", "http://127.0.0.1:9/v1"),
+                ("api_key", "mine")
+            ])
+            .as_deref(),
+            Some("mine")
+        );
+        let blossom = BlossomOptions::from_env_with(|k| {
+            (k == "BLOSSOM_API_KEY").then(|| "sk_blossom".to_string())
+        })
+        .unwrap();
+        assert!(blossom.api_key.is_set());
+    }
+
+    #[test]
     fn env_reads_pollinations_key_and_redacts_it() {
         let o = BlossomOptions::from_env_with(|k| {
             (k == "POLLINATIONS_API_KEY").then(|| "sk_secret_123".to_string())
         })
         .unwrap();
-        assert!(o.api_key.is_set());
+        assert!(o.provider_keys.pollinations.is_set());
         assert!(!format!("{o:?}").contains("sk_secret_123"));
         let shown: Vec<_> = o.entries().into_iter().filter_map(|e| e.value).collect();
         assert!(!shown.iter().any(|v| v.contains("sk_secret_123")));

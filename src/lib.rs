@@ -19,6 +19,7 @@ pub mod functions;
 pub mod planner;
 pub mod provider;
 pub mod query_metrics;
+pub mod redact;
 mod session;
 pub mod sim;
 pub mod stats;

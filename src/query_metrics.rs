@@ -22,7 +22,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use hdrhistogram::Histogram;
 
-use crate::dispatch::{CallObserver, QueryBudget};
+use crate::dispatch::{CallObserver, QueryBudget, QueryStop};
 use crate::error_log::now_unix_ms;
 use crate::provider::{ProviderError, TokenUsage};
 
@@ -81,6 +81,7 @@ impl MetricsLog {
             count("retries_other"),
             count("failed_rows"),
             count("repacked_rows"),
+            Field::new("pack_rows", DataType::UInt64, true),
             count("input_tokens"),
             count("output_tokens"),
             millis("latency_p50_ms"),
@@ -121,6 +122,9 @@ impl MetricsLog {
             count(|s| s.retries[Cause::Other as usize]),
             count(|s| s.failed_rows),
             count(|s| s.repacked_rows),
+            Arc::new(UInt64Array::from_iter(
+                snapshots.iter().map(|s| s.pack_rows),
+            )),
             count(|s| s.input_tokens),
             count(|s| s.output_tokens),
             millis(|s| s.latency_ms.map(|l| l.p50)),
@@ -142,6 +146,7 @@ pub struct QueryMetrics {
     started_at: i64,
     log: Arc<MetricsLog>,
     budget: Arc<QueryBudget>,
+    stop: Arc<QueryStop>,
     functions: Mutex<Vec<Arc<FunctionMetrics>>>,
 }
 
@@ -153,6 +158,7 @@ impl QueryMetrics {
             started_at: now_unix_ms(),
             log,
             budget: Arc::new(budget),
+            stop: Arc::default(),
             functions: Mutex::default(),
         }
     }
@@ -165,6 +171,11 @@ impl QueryMetrics {
     /// The query's spending so far.
     pub fn budget(&self) -> &QueryBudget {
         &self.budget
+    }
+
+    /// The query's stop signal: given once it cannot succeed.
+    pub fn stop(&self) -> &QueryStop {
+        &self.stop
     }
 
     /// Its entries so far, in the order they were first used.
@@ -185,6 +196,7 @@ impl QueryMetrics {
             query_id: self.query_id,
             started_at: self.started_at,
             budget: Arc::clone(&self.budget),
+            stop: Arc::clone(&self.stop),
             function,
             counters: Counters::default(),
             latency_us: Mutex::new(new_histogram()),
@@ -241,6 +253,7 @@ struct Counters {
     not_sent: AtomicU64,
     not_sent_prompt_chars: AtomicU64,
     repacked_rows: AtomicU64,
+    pack_rows: AtomicU64,
     incomplete_estimates: AtomicU64,
 }
 
@@ -251,6 +264,7 @@ pub struct FunctionMetrics {
     query_id: u64,
     started_at: i64,
     budget: Arc<QueryBudget>,
+    stop: Arc<QueryStop>,
     function: &'static str,
     counters: Counters,
     latency_us: Mutex<Option<Histogram<u64>>>,
@@ -292,6 +306,11 @@ impl FunctionMetrics {
     }
 
     /// Rows a packed answer did not cover validly, asked again in smaller packs.
+    /// The pack size in force after a packed answer was judged.
+    pub(crate) fn pack_size(&self, rows: u64) {
+        self.counters.pack_rows.store(rows, Ordering::Relaxed);
+    }
+
     pub(crate) fn repacked(&self, rows: u64) {
         add(&self.counters.repacked_rows, rows);
     }
@@ -338,6 +357,7 @@ impl FunctionMetrics {
                 }),
             throttled_ms: ms(get(&c.throttled_us)),
             repacked_rows: get(&c.repacked_rows),
+            pack_rows: Some(get(&c.pack_rows)).filter(|n| *n > 0),
             incomplete_estimates: get(&c.incomplete_estimates),
             not_sent: get(&c.not_sent),
             not_sent_prompt_chars: get(&c.not_sent_prompt_chars),
@@ -348,6 +368,10 @@ impl FunctionMetrics {
 impl CallObserver for FunctionMetrics {
     fn budget(&self) -> Option<&QueryBudget> {
         Some(&self.budget)
+    }
+
+    fn stop(&self) -> Option<&QueryStop> {
+        Some(&self.stop)
     }
 
     fn throttled(&self, waited: Duration) {
@@ -421,6 +445,9 @@ pub struct Snapshot {
     pub throttled_ms: f64,
     /// Rows a packed answer did not cover validly, asked again in smaller packs.
     pub repacked_rows: u64,
+    /// The pack size in force after the call's last packed answer (it halves when
+    /// packs come back broken); `None` when nothing was packed.
+    pub pack_rows: Option<u64>,
     /// Rows a dry run could not count in full.
     pub incomplete_estimates: u64,
     /// Requests a dry run (`blossom_estimate`) would have sent.

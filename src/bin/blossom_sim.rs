@@ -35,6 +35,12 @@ struct Args {
     /// an invalid answer, reversed order).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pack_misbehaviour: f64,
+    /// Rate of packed requests answered ignoring the packing protocol (1: never keeps it).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pack_ignore: f64,
+    /// Repeat every request header (the Authorization one too) in every answer.
+    #[arg(long)]
+    echo_headers: bool,
     /// Answer 429 to chat requests beyond this many at once.
     #[arg(long)]
     max_concurrent: Option<usize>,
@@ -120,12 +126,14 @@ impl Args {
                 retry_after: Duration::from_millis(self.retry_after_ms),
                 hang_for: Duration::from_millis(self.hang_for_ms),
                 max_faults: self.max_faults,
+                pack_ignore: self.pack_ignore,
                 ..FaultConfig::default().with_pack_misbehaviour(self.pack_misbehaviour)
             },
             seed: self.seed,
             model: self.model.clone(),
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
             json_schema: !self.no_json_schema,
+            echo_headers: self.echo_headers,
         }
     }
 }

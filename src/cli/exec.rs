@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
@@ -18,6 +18,7 @@ use super::progress::{StatementProgress, summary};
 use super::report::{RunReport, StatementReport, unix_seconds};
 use super::{convert, repl};
 use crate::BlossomSessionBuilder;
+use crate::redact::redact_sql;
 use crate::sim::{SimConfig, Simulator};
 use crate::stats::StatsSnapshot;
 
@@ -188,12 +189,16 @@ impl Run {
     ) {
         self.statements.push(StatementReport {
             index: self.statements.len() + 1,
-            sql,
+            // A key set with SQL never reaches the report.
+            sql: redact_sql(&sql).into_owned(),
             status: if result.is_ok() { "ok" } else { "failed" },
             elapsed_ms: elapsed.as_millis() as u64,
             rows: *result.as_ref().unwrap_or(&0),
             ai,
-            error: result.as_ref().err().map(DataFusionError::to_string),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| redact_sql(&e.to_string()).into_owned()),
         });
     }
 

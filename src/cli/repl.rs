@@ -15,6 +15,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use super::args::{OutputFormat, PrintOptions};
 use super::error::{CliError, EXIT_LIMIT};
 use super::exec::{Run, run_sql};
+use crate::redact::redact_sql;
 
 /// The prompt for a new statement.
 const PROMPT: &str = "blossom> ";
@@ -120,7 +121,8 @@ impl Shell<'_> {
                     buffer.push_str(&line);
                     if is_complete(&buffer) {
                         let sql = std::mem::take(&mut buffer);
-                        let _ = editor.add_history_entry(sql.trim());
+                        // A key set with SQL never reaches the history file.
+                        let _ = editor.add_history_entry(redact_sql(sql.trim()).as_ref());
                         self.execute(&sql).await?;
                     }
                 }

@@ -1,9 +1,13 @@
 //! Why a call got no answer: the provider failed for good (the last error and how many
-//! attempts were made), or the query's budget would have been exceeded.
+//! attempts were made), the query's budget would have been exceeded, or the query
+//! stopped.
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use super::budget::BudgetExceeded;
+use super::stop::StopReason;
 use crate::provider::ProviderError;
 
 /// A request that still failed after its retries (or was not retryable), or was not sent
@@ -21,6 +25,10 @@ pub enum CallError {
     OverBudget(BudgetExceeded),
     /// Not sent because the query is only being estimated (`blossom_estimate`).
     DryRun,
+    /// Not answered because the query stopped: a row failed for good under
+    /// `blossom.on_error = 'fail'`, the provider refused the account, or an outage
+    /// lasted too long. No row is to blame for it.
+    Stopped(Arc<StopReason>),
 }
 
 impl CallError {
@@ -28,7 +36,7 @@ impl CallError {
     pub fn attempts(&self) -> u32 {
         match self {
             Self::Failed { attempts, .. } => *attempts,
-            Self::OverBudget(_) | Self::DryRun => 0,
+            Self::OverBudget(_) | Self::DryRun | Self::Stopped(_) => 0,
         }
     }
 }
@@ -42,6 +50,7 @@ impl fmt::Display for CallError {
             }
             Self::OverBudget(exceeded) => exceeded.fmt(f),
             Self::DryRun => f.write_str("not sent: the query is only being estimated"),
+            Self::Stopped(reason) => reason.fmt(f),
         }
     }
 }

@@ -44,17 +44,24 @@ impl Limits {
             && self.requests_per_minute == settings.requests_per_minute
     }
 
-    /// Waits for a free slot, the end of any cool-down, and the rate limit; also says how
-    /// long it waited for the latter two (the wait for a slot is not throttling).
-    pub(crate) async fn acquire(&self) -> (SemaphorePermit<'_>, Duration) {
+    /// Waits for a free slot: one request holds it through all its attempts, so that
+    /// retries never queue behind new requests (a failing query then stops after at
+    /// most `max_concurrency` requests' retry schedules, not after every row's first
+    /// attempt).
+    pub(crate) async fn slot(&self) -> SemaphorePermit<'_> {
         // The semaphore is never closed, so acquire cannot fail; fall back to a fresh
         // wait rather than panic if that ever changes.
-        let permit = loop {
+        loop {
             if let Ok(permit) = self.in_flight.acquire().await {
-                break permit;
+                return permit;
             }
             tokio::task::yield_now().await;
-        };
+        }
+    }
+
+    /// Waits for the end of any cool-down and for the rate limit before an attempt;
+    /// says how long that took.
+    pub(crate) async fn throttle(&self) -> Duration {
         let throttle_start = Instant::now();
         loop {
             let until = *self
@@ -76,7 +83,7 @@ impl Limits {
         if let Some(rate) = &self.rate {
             rate.until_ready().await;
         }
-        (permit, throttle_start.elapsed())
+        throttle_start.elapsed()
     }
 
     /// Makes every request wait `wait` from now before it starts.

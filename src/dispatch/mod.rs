@@ -4,6 +4,7 @@
 //! response cache (`blossom.cache`) that answers repeated requests across queries and
 //! processes, and per-query budgets. It knows chat requests, not SQL.
 
+mod breaker;
 pub(crate) mod budget;
 mod cache;
 mod error;
@@ -12,7 +13,9 @@ mod limits;
 mod memo;
 mod observer;
 mod retry;
+mod stop;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,16 +27,19 @@ pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, 
 pub use error::CallError;
 pub use memo::QueryMemo;
 pub use observer::{CallObserver, Unobserved};
+pub use stop::{QueryStop, StopReason};
 
-use crate::config::ProviderSettings;
+use crate::config::{OnError, ProviderSettings};
 use crate::provider::{
     ChatAnswer, ChatClient, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
     TokenUsage,
 };
 use crate::stats::SessionStats;
+use breaker::{Breaker, BreakerSettings, OutageTooLong};
 use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode, refuses_json_schema};
 use limits::Limits;
 use retry::Backoff;
+use stop::unless_stopped;
 
 /// A request answered, and the attempts it took.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +55,7 @@ pub struct Answered<T = ChatAnswer> {
 pub struct Dispatcher {
     client: ChatClient,
     limits: Mutex<Option<Arc<Limits>>>,
+    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     cache: Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
     json_schema_refusals: JsonSchemaRefusals,
@@ -68,6 +75,7 @@ impl Dispatcher {
         Ok(Self {
             client: ChatClient::new()?,
             limits: Mutex::new(None),
+            breakers: Mutex::default(),
             cache: Mutex::new(None),
             stats,
             json_schema_refusals: JsonSchemaRefusals::default(),
@@ -94,6 +102,12 @@ impl Dispatcher {
                 limits
             }
         }
+    }
+
+    /// The circuit breaker of the endpoint `url`, shared by the session's queries.
+    fn breaker_for(&self, url: &str) -> Arc<Breaker> {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(breakers.entry(url.to_string()).or_default())
     }
 
     /// The response cache `settings` name, opened on first use and kept for the session
@@ -243,25 +257,53 @@ impl Dispatcher {
         Fut: Future<Output = Result<(T, Option<TokenUsage>), ProviderError>>,
     {
         let limits = self.limits_for(settings);
+        let breaker = self.breaker_for(attempt.url);
+        let breaker_settings = BreakerSettings {
+            failures: settings.breaker_failures,
+            max_outage: settings.max_outage,
+            probe_delay: settings.retry_initial_backoff,
+            max_probe_delay: settings.retry_max_backoff,
+        };
+        let stop = observer.stop();
+        let stopped = |reason| CallError::Stopped(reason);
         let mut backoff = Backoff::new(settings);
+        // Attempts sent, and those that count against `max_retries`: under
+        // `on_error = 'null'` an attempt that fails while the breaker is open is the
+        // outage's, not the row's, and does not count.
         let mut attempts = 0;
+        let mut counted = 0;
+        let _slot = unless_stopped(stop, limits.slot()).await.map_err(stopped)?;
         loop {
+            let admission = match unless_stopped(stop, breaker.admit(&breaker_settings)).await {
+                Err(reason) => return Err(stopped(reason)),
+                Ok(Err(too_long)) => {
+                    return Err(stopped(outage_stop(
+                        stop,
+                        &breaker,
+                        attempt.url,
+                        settings,
+                        too_long,
+                    )));
+                }
+                Ok(Ok(admission)) => admission,
+            };
             attempts += 1;
+            counted += 1;
             let span = tracing::debug_span!(
                 "request",
                 url = %attempt.url,
                 model = %attempt.model,
                 attempt = attempts,
             );
-            let result = async {
-                let (_permit, throttled) = limits.acquire().await;
+            let sent = async {
+                let throttled = limits.throttle().await;
                 if !throttled.is_zero() {
                     observer.throttled(throttled);
                 }
                 let reservation =
                     observer::reserve(observer, attempt.prompt_chars, attempt.max_answer_tokens)
                         .map_err(CallError::OverBudget)?;
-                self.stats.request_started(attempts > 1);
+                let in_flight = InFlight::start(&self.stats, attempts > 1);
                 let started = std::time::Instant::now();
                 let result = send().await;
                 let latency = started.elapsed();
@@ -271,8 +313,7 @@ impl Dispatcher {
                 }
                 observer.attempt_finished(latency, usage, result.as_ref().err());
                 let usage = usage.unwrap_or_default();
-                self.stats
-                    .request_finished(usage.prompt_tokens, usage.completion_tokens);
+                in_flight.finish(usage);
                 match &result {
                     Ok(_) => tracing::debug!(
                         latency_ms = latency.as_millis() as u64,
@@ -288,13 +329,35 @@ impl Dispatcher {
                 }
                 Ok(result)
             }
-            .instrument(span)
-            .await?;
+            .instrument(span);
+            // A stop drops the attempt in flight: its connection is closed, so the
+            // provider stops working on it.
+            let result = unless_stopped(stop, sent).await.map_err(stopped)??;
             let error = match result {
-                Ok((answer, _)) => return Ok(Answered { answer, attempts }),
+                Ok((answer, _)) => {
+                    breaker.succeeded();
+                    return Ok(Answered { answer, attempts });
+                }
                 Err(error) => error,
             };
-            if !error.is_retryable() || attempts > settings.max_retries {
+            if error.refuses_account() {
+                // A refused key or account fails every row alike: stop the query
+                // whatever `on_error` says.
+                tracing::debug!(url = %attempt.url, "the provider refuses the account: {error}");
+                let reason = StopReason::Refused(error.to_string());
+                return Err(stopped(stop_with(stop, reason)));
+            }
+            let open = breaker.failed(admission, &error, &breaker_settings);
+            if open && error.is_retryable() && settings.on_error == OnError::Null {
+                counted -= 1;
+                tracing::debug!(
+                    url = %attempt.url,
+                    attempt = attempts,
+                    "the provider is unreachable ({error}); waiting for it to come back"
+                );
+                continue;
+            }
+            if !error.is_retryable() || counted > settings.max_retries {
                 tracing::debug!(
                     url = %attempt.url,
                     attempts,
@@ -321,7 +384,66 @@ impl Dispatcher {
                 wait_ms = wait.as_millis() as u64,
                 "retrying after: {error}"
             );
-            tokio::time::sleep(wait).await;
+            unless_stopped(stop, tokio::time::sleep(wait))
+                .await
+                .map_err(stopped)?;
+        }
+    }
+}
+
+/// Stops the query (when there is one to stop) for `reason`; the reason in force.
+fn stop_with(stop: Option<&QueryStop>, reason: StopReason) -> Arc<StopReason> {
+    match stop {
+        Some(stop) => stop.stop(reason),
+        None => Arc::new(reason),
+    }
+}
+
+/// Stops the query for an outage longer than `blossom.max_outage`, then closes the
+/// breaker so that the next query tries the provider again.
+fn outage_stop(
+    stop: Option<&QueryStop>,
+    breaker: &Breaker,
+    url: &str,
+    settings: &ProviderSettings,
+    too_long: OutageTooLong,
+) -> Arc<StopReason> {
+    let reason = StopReason::Outage(format!(
+        "the provider at {} has been unreachable for {:.1} s, longer than blossom.max_outage \
+         = {} s (last error: {}); raise blossom.max_outage to wait longer",
+        url,
+        too_long.down_for.as_secs_f64(),
+        settings.max_outage.as_secs_f64(),
+        too_long.last_error,
+    ));
+    let reason = stop_with(stop, reason);
+    breaker.reset();
+    reason
+}
+
+/// A request counted in flight in the session's stats until it finishes or is dropped.
+struct InFlight<'a> {
+    stats: &'a SessionStats,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(stats: &'a SessionStats, retry: bool) -> Self {
+        stats.request_started(retry);
+        Self { stats, done: false }
+    }
+
+    fn finish(mut self, usage: TokenUsage) {
+        self.done = true;
+        self.stats
+            .request_finished(usage.prompt_tokens, usage.completion_tokens);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stats.request_finished(0, 0);
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::budget::{BudgetExceeded, QueryBudget, Reservation};
+use super::stop::QueryStop;
 use crate::provider::{ProviderError, TokenUsage};
 
 /// Receives the events of one call's attempts. Every method has a do-nothing default.
@@ -18,6 +19,12 @@ use crate::provider::{ProviderError, TokenUsage};
 pub trait CallObserver: Send + Sync {
     /// The budget attempts are charged to, if any.
     fn budget(&self) -> Option<&QueryBudget> {
+        None
+    }
+
+    /// The stop signal of the query the attempts belong to, if any: once it is given,
+    /// no attempt is sent and those in flight are dropped.
+    fn stop(&self) -> Option<&QueryStop> {
         None
     }
 

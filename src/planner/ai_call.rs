@@ -19,7 +19,9 @@ use super::metrics::AiMetrics;
 use super::reduce::{ReduceError, list_items, reduce, text_lists};
 use super::{embedding, packing};
 use crate::config::{OnError, ProviderSettings};
-use crate::dispatch::{Answered, CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache};
+use crate::dispatch::{
+    Answered, CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache, StopReason,
+};
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
 use crate::provider::{
@@ -89,6 +91,8 @@ pub(crate) struct AiCall {
     /// The call's literal arguments and options, checked and parsed once.
     bound: Arc<BoundArgs>,
     pub field: FieldRef,
+    /// The call's pack size, adapted as packed answers come back.
+    pack_control: Arc<packing::PackControl>,
 }
 
 impl AiCall {
@@ -146,6 +150,7 @@ impl AiCall {
             args,
             bound: Arc::new(bound),
             field: Arc::new(field),
+            pack_control: Arc::default(),
         }))
     }
 
@@ -401,10 +406,13 @@ impl AiCall {
             // A reduction asks over chunks of each row's list, not one request per row.
             let outcomes = join_all(rows.iter().map(|row| async move {
                 match row.as_ref().and_then(|row| row.reduction.as_deref()) {
-                    Some(input) => Some(
-                        self.reduction_outcome(input, runtime, function_metrics)
-                            .await,
-                    ),
+                    Some(input) => {
+                        let outcome = self
+                            .reduction_outcome(input, runtime, function_metrics)
+                            .await;
+                        self.stop_on_failure(row.as_ref(), &outcome, runtime);
+                        Some(outcome)
+                    }
                     None => None,
                 }
             }))
@@ -419,26 +427,60 @@ impl AiCall {
             let valid: packing::Validate =
                 Arc::new(move |answer: &str| function.parse(answer, &constants).is_ok());
             let max_text_chars = self.function.max_packed_text_chars();
-            packing::answers(&rows, max_text_chars, valid, runtime, function_metrics).await
-        } else {
-            join_all(rows.iter().map(|row| async move {
-                match row {
-                    Some(row) => Some(runtime.answer(&row.request, function_metrics).await),
-                    None => None,
-                }
-            }))
+            let control = &self.pack_control;
+            packing::answers(
+                &rows,
+                max_text_chars,
+                valid,
+                control,
+                runtime,
+                function_metrics,
+            )
             .await
+        } else {
+            // One request per row: each row's outcome is known as soon as its answer is,
+            // so the first row failing for good stops the query at once.
+            let outcomes = join_all(rows.iter().map(|row| async move {
+                let row = row.as_ref()?;
+                let answer = runtime.answer(&row.request, function_metrics).await;
+                let outcome = self.outcome(row, answer, runtime, function_metrics).await;
+                self.stop_on_failure(Some(row), &outcome, runtime);
+                Some(outcome)
+            }))
+            .await;
+            return self.column(&rows, outcomes, asked, runtime, function_metrics);
         };
         let outcomes = join_all(rows.iter().zip(answers).map(|(row, answer)| async move {
             match (row, answer) {
                 (Some(row), Some(answer)) => {
-                    Some(self.outcome(row, answer, runtime, function_metrics).await)
+                    let outcome = self.outcome(row, answer, runtime, function_metrics).await;
+                    self.stop_on_failure(Some(row), &outcome, runtime);
+                    Some(outcome)
                 }
                 _ => None,
             }
         }))
         .await;
         self.column(&rows, outcomes, asked, runtime, function_metrics)
+    }
+
+    /// Under `blossom.on_error = 'fail'`, a row that failed for good stops the query at
+    /// once: no other request of it is sent, and those in flight are dropped.
+    fn stop_on_failure(&self, row: Option<&Row>, outcome: &Outcome, runtime: &CallRuntime) {
+        if runtime.dry_run || runtime.settings.on_error != OnError::Fail {
+            return;
+        }
+        if let (Some(row), Outcome::Failed(cause) | Outcome::Partial(_, cause)) = (row, outcome) {
+            let failure = RowFailure {
+                function: self.function.name(),
+                input: &row.input,
+                why: &cause.message,
+            };
+            runtime
+                .query
+                .stop()
+                .stop(StopReason::RowFailed(failure.to_string()));
+        }
     }
 
     /// The column of the rows' outcomes: values, NULL where a row needed no answer, and
@@ -455,6 +497,7 @@ impl AiCall {
         let null = ScalarValue::try_from(self.field.data_type())?;
         let mut values = Vec::with_capacity(rows.len());
         let mut failed = 0;
+        let mut stopped = None;
         let finish = |failed: u64| {
             if !runtime.dry_run {
                 stats.rows_finished(asked as u64, failed);
@@ -481,6 +524,13 @@ impl AiCall {
                 Outcome::OverBudget(exceeded) => {
                     finish(failed);
                     return Err(DataFusionError::External(Box::new(exceeded)));
+                }
+                Outcome::Stopped(reason) => {
+                    // The row that stopped the query, if it is in this batch, is the
+                    // one to report.
+                    stopped.get_or_insert(reason);
+                    values.push(null.clone());
+                    continue;
                 }
             };
             match outcome {
@@ -512,6 +562,9 @@ impl AiCall {
             }
         }
         finish(failed);
+        if let Some(reason) = stopped {
+            return Err(DataFusionError::Execution(reason.to_string()));
+        }
         if values.is_empty() {
             return Ok(new_empty_array(self.field.data_type()));
         }
@@ -603,6 +656,8 @@ enum Outcome {
     Partial(ScalarValue, Cause),
     /// The query's budget stops the query.
     OverBudget(crate::dispatch::BudgetExceeded),
+    /// The query stopped before this row was answered.
+    Stopped(Arc<StopReason>),
 }
 
 impl Outcome {
@@ -623,6 +678,7 @@ impl Outcome {
             } => Self::Failed(Cause::of(error, *attempts, provider_error)),
             CallError::OverBudget(exceeded) => Self::OverBudget(exceeded.clone()),
             CallError::DryRun => Self::NotSent,
+            CallError::Stopped(reason) => Self::Stopped(Arc::clone(reason)),
         }
     }
 }
@@ -764,6 +820,7 @@ impl CallRuntime {
             .dispatcher
             .call(&self.settings, request, &**observer)
             .await;
+        self.stop_on_failed_request(&result, observer);
         self.counted(result)
     }
 
@@ -777,7 +834,24 @@ impl CallRuntime {
             .dispatcher
             .embed(&self.settings, request, &**observer)
             .await;
+        self.stop_on_failed_request(&result, observer);
         self.counted(result)
+    }
+
+    /// Under `blossom.on_error = 'fail'`, a request that failed for good fails its rows,
+    /// so it stops the query at once, before the rest of the batch is answered.
+    fn stop_on_failed_request<T>(
+        &self,
+        result: &Result<Answered<T>, CallError>,
+        observer: &FunctionMetrics,
+    ) {
+        if self.dry_run || self.settings.on_error != OnError::Fail {
+            return;
+        }
+        if let Err(error @ CallError::Failed { .. }) = result {
+            let message = format!("{}() failed: {error}", observer.function());
+            self.query.stop().stop(StopReason::RowFailed(message));
+        }
     }
 
     /// Counts a dispatcher call's attempts in the operator's metrics (`EXPLAIN ANALYZE`).

@@ -4,9 +4,17 @@
 //! work per row as without packing. A packed answer that leaves a row out, repeats or
 //! invents an id, or gives a value the function refuses, is never assigned to a row:
 //! those rows are asked again in packs half the size, down to requests of their own.
+//!
+//! The pack size adapts per call ([`PackControl`]): a pack that comes back broken
+//! (fewer than half its rows validly answered) halves the size for the rest of the
+//! call, and four sound packs in a row double it again, up to `pack_rows`. A size not
+//! yet seen to work is tried by one pack at a time, so a model that never keeps the
+//! protocol costs a few probes, not a broken request per pack.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
@@ -25,6 +33,101 @@ const PACK_TOKENS_PER_ROW: u32 = 16;
 /// Whether an answer is a value the function accepts.
 pub(super) type Validate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// Sound packs in a row, at the current size, after which the size doubles.
+const GROW_AFTER: u32 = 4;
+
+/// The pack size of one AI call, adapted to how well the model keeps the protocol.
+#[derive(Debug)]
+pub(crate) struct PackControl {
+    state: Mutex<PackState>,
+    /// Held by the one pack trying a size not yet seen to work.
+    probe: Semaphore,
+}
+
+#[derive(Debug)]
+struct PackState {
+    /// `pack_rows` once known; 0 before the call's first pack.
+    max: usize,
+    size: usize,
+    /// Whether a pack of `size` rows came back sound.
+    proven: bool,
+    sound_in_a_row: u32,
+}
+
+impl Default for PackControl {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(PackState {
+                max: 0,
+                size: 0,
+                proven: false,
+                sound_in_a_row: 0,
+            }),
+            probe: Semaphore::new(1),
+        }
+    }
+}
+
+impl PackControl {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PackState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pack size in force, starting at `pack_rows`.
+    pub(crate) fn size(&self, pack_rows: usize) -> usize {
+        let mut state = self.lock();
+        if state.max != pack_rows {
+            *state = PackState {
+                max: pack_rows,
+                size: pack_rows,
+                proven: false,
+                sound_in_a_row: 0,
+            };
+        }
+        state.size.max(1)
+    }
+
+    /// Waits until a pack may be sent: at once when its size is proven, otherwise as
+    /// the only pack trying it (the permit is held until its answer is judged).
+    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
+        if self.lock().proven {
+            return None;
+        }
+        let permit = self.probe.acquire().await.ok()?;
+        if self.lock().proven {
+            return None;
+        }
+        Some(permit)
+    }
+
+    /// Judges a pack of `rows` rows of which `valid` were validly answered.
+    fn judge(&self, rows: usize, valid: usize) {
+        let mut state = self.lock();
+        if valid * 2 < rows {
+            if rows <= state.size {
+                state.size = (rows / 2).max(1);
+                state.proven = false;
+                state.sound_in_a_row = 0;
+                tracing::debug!(
+                    size = state.size,
+                    "a packed answer came back broken; packing fewer rows for the rest of the call"
+                );
+            }
+            return;
+        }
+        if rows != state.size {
+            return;
+        }
+        state.proven = true;
+        state.sound_in_a_row += 1;
+        if state.sound_in_a_row >= GROW_AFTER && state.size < state.max {
+            state.size = (state.size * 2).min(state.max);
+            state.proven = false;
+            state.sound_in_a_row = 0;
+        }
+    }
+}
+
 /// Most characters of row text in one packed request, whatever `pack_rows` allows.
 const MAX_PACK_CHARS: usize = 16_000;
 
@@ -33,6 +136,7 @@ pub(super) async fn answers(
     rows: &[Option<Row>],
     max_text_chars: usize,
     valid: Validate,
+    control: &Arc<PackControl>,
     runtime: &CallRuntime,
     metrics: &Arc<FunctionMetrics>,
 ) -> Vec<Option<AnswerResult>> {
@@ -66,13 +170,14 @@ pub(super) async fn answers(
         }
     }
     let pack_rows = runtime.settings.pack_rows;
-    let _tasks: Vec<AbortOnDrop> = group(to_ask, pack_rows)
+    let size = control.size(pack_rows);
+    let _tasks: Vec<AbortOnDrop> = group(to_ask, size)
         .into_iter()
         .map(|pack| {
             let task = ask(
                 pack,
-                pack_rows,
                 Arc::clone(&valid),
+                Arc::clone(control),
                 runtime.clone(),
                 Arc::clone(metrics),
             );
@@ -145,16 +250,38 @@ fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
     packs
 }
 
-/// Asks one pack (of at most `size` rows) and answers its rows; rows the answer does not
-/// validly cover are asked again in packs of half the size.
+/// Asks one pack and answers its rows; rows the answer does not validly cover are asked
+/// again in packs of half the size. A pack larger than the call's size in force when its
+/// turn comes is split first.
 fn ask(
     pack: Vec<Unanswered>,
-    size: usize,
     valid: Validate,
+    control: Arc<PackControl>,
     runtime: CallRuntime,
     metrics: Arc<FunctionMetrics>,
 ) -> BoxFuture<'static, ()> {
     async move {
+        let probe = if pack.len() > 1 && !runtime.dry_run {
+            control.admit().await
+        } else {
+            None
+        };
+        let size = control.size(runtime.settings.pack_rows);
+        if pack.len() > size {
+            drop(probe);
+            let smaller = group(pack, size);
+            let asked = smaller.into_iter().map(|pack| {
+                ask(
+                    pack,
+                    Arc::clone(&valid),
+                    Arc::clone(&control),
+                    runtime.clone(),
+                    Arc::clone(&metrics),
+                )
+            });
+            join_all(asked).await;
+            return;
+        }
         if pack.len() == 1 {
             for row in pack {
                 ask_alone(row, &runtime, &metrics).await;
@@ -188,14 +315,30 @@ fn ask(
             }
             return;
         }
-        let again = match runtime.send(&request, &metrics).await {
+        let sent = runtime.send(&request, &metrics).await;
+        let size = pack.len();
+        let again = match sent {
             Ok(answer) => {
                 let parsed = parse_packed_answer(&answer.content, pack.len());
                 let mut by_id = parsed.answers;
+                // An answer that repeats its item's text is no answer (a model
+                // echoing the input back), whatever the function would accept.
+                let validity: Vec<bool> = pack
+                    .iter()
+                    .zip(1..)
+                    .map(|(row, id)| {
+                        by_id
+                            .get(&id)
+                            .is_some_and(|value| value.trim() != row.text.trim() && valid(value))
+                    })
+                    .collect();
+                control.judge(pack.len(), validity.iter().filter(|v| **v).count());
+                metrics.pack_size(control.size(runtime.settings.pack_rows) as u64);
+                drop(probe);
                 let mut again = Vec::new();
-                for (row, id) in pack.into_iter().zip(1..) {
+                for ((row, id), valid) in pack.into_iter().zip(1..).zip(validity) {
                     match by_id.remove(&id) {
-                        Some(value) if parsed.intact && valid(&value) => row.answer(
+                        Some(value) if parsed.intact && valid => row.answer(
                             &runtime,
                             Ok(ChatAnswer {
                                 content: value,
@@ -216,7 +359,10 @@ fn ask(
                         ..
                     },
                 ..
-            }) => pack,
+            }) => {
+                control.judge(pack.len(), 0);
+                pack
+            }
             Err(error) => {
                 for row in pack {
                     row.answer(&runtime, Err(error.clone()));
@@ -232,13 +378,16 @@ fn ask(
             "a packed answer did not cover every row validly; asking those again"
         );
         metrics.repacked(again.len() as u64);
-        let half = (size / 2).max(1).min(again.len().div_ceil(2));
+        let half = (size / 2)
+            .max(1)
+            .min(again.len().div_ceil(2))
+            .min(control.size(runtime.settings.pack_rows));
         let repacks = group(again, half);
         join_all(repacks.into_iter().map(|pack| {
             ask(
                 pack,
-                half,
                 Arc::clone(&valid),
+                Arc::clone(&control),
                 runtime.clone(),
                 Arc::clone(&metrics),
             )

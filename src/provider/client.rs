@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 
 use super::embeddings::{EmbeddingAnswer, EmbeddingRequest, parse_embeddings};
 use super::error::ProviderError;
 use super::retry_after::parse_retry_after;
 use super::types::{ChatAnswer, ChatRequest, ChatResponse};
 use crate::config::ApiKey;
+use crate::redact::scrub;
 
 /// The longest provider message kept in an error.
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -61,7 +62,9 @@ impl ChatClient {
         parse_embeddings(&text, body.input.len())
     }
 
-    /// POSTs `body` as JSON and returns the body of a successful answer.
+    /// POSTs `body` as JSON and returns the body of a successful answer. Whatever the
+    /// provider answers, a repeated key or bearer token is scrubbed from it before
+    /// anything reads it.
     async fn post(
         &self,
         url: &str,
@@ -71,12 +74,23 @@ impl ChatClient {
     ) -> Result<String, ProviderError> {
         let mut request = self.http.post(url).timeout(timeout).json(body);
         if let Some(key) = api_key.expose() {
-            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                ProviderError::Connect {
+                    url: url.to_string(),
+                    detail: "the API key holds characters an HTTP header cannot carry \
+                             (check blossom.api_key)"
+                        .to_string(),
+                }
+            })?;
+            // Never logged by the HTTP stack, never indexed by HTTP/2 header compression.
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
         }
+        let secret = api_key.expose();
         let response = request
             .send()
             .await
-            .map_err(|e| network_error(url, timeout, &e))?;
+            .map_err(|e| network_error(url, timeout, &e, secret))?;
         let status = response.status();
         let retry_after_header = response
             .headers()
@@ -86,7 +100,8 @@ impl ChatClient {
         let text = response
             .text()
             .await
-            .map_err(|e| network_error(url, timeout, &e))?;
+            .map_err(|e| network_error(url, timeout, &e, secret))?;
+        let text = scrub(&text, secret).into_owned();
         if !status.is_success() {
             return Err(ProviderError::Status {
                 status: status.as_u16(),
@@ -146,7 +161,12 @@ fn error_message(body: &str) -> String {
     }
 }
 
-fn network_error(url: &str, timeout: Duration, e: &reqwest::Error) -> ProviderError {
+fn network_error(
+    url: &str,
+    timeout: Duration,
+    e: &reqwest::Error,
+    secret: Option<&str>,
+) -> ProviderError {
     let url = url.to_string();
     if e.is_timeout() {
         return ProviderError::Timeout {
@@ -154,7 +174,7 @@ fn network_error(url: &str, timeout: Duration, e: &reqwest::Error) -> ProviderEr
             after: timeout,
         };
     }
-    let detail = root_cause(e);
+    let detail = scrub(&root_cause(e), secret).into_owned();
     if e.is_connect() {
         ProviderError::Connect { url, detail }
     } else {

@@ -56,6 +56,18 @@ impl ProviderError {
         }
     }
 
+    /// Whether the provider refuses the key or the account (401, 402, 403): every other
+    /// request would be refused alike, so the query stops.
+    pub fn refuses_account(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 401..=403,
+                ..
+            }
+        )
+    }
+
     /// The wait the provider asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -87,8 +99,12 @@ impl fmt::Display for ProviderError {
             } => {
                 let hint = match status {
                     401 => " (check the API key: blossom.api_key or BLOSSOM_API_KEY)",
-                    402 => " (the account is out of credit)",
-                    403 => " (the key may not use this model or endpoint)",
+                    402 => {
+                        " (the account is out of credit: add credit, or set another key in blossom.api_key or BLOSSOM_API_KEY)"
+                    }
+                    403 => {
+                        " (the key may not use this model or endpoint: check blossom.api_key, blossom.model and blossom.base_url)"
+                    }
                     _ => "",
                 };
                 write!(f, "provider answered HTTP {status}: {message}{hint}")

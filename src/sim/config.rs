@@ -34,6 +34,10 @@ pub struct SimConfig {
     /// Whether requests with a `json_schema` `response_format` are served; when false
     /// they get `400` naming it, as from a provider without structured outputs.
     pub json_schema: bool,
+    /// When true, every answer repeats the request's headers, `Authorization` included,
+    /// as a careless server does: in a 200 answer's content, in JSON error bodies, and
+    /// in HTML error pages for 5xx faults. For tests that no secret leaks.
+    pub echo_headers: bool,
 }
 
 impl Default for SimConfig {
@@ -50,6 +54,7 @@ impl Default for SimConfig {
             model: "blossom-sim".to_string(),
             api_key: None,
             json_schema: true,
+            echo_headers: false,
         }
     }
 }
@@ -105,6 +110,9 @@ pub struct FaultConfig {
     pub pack_invalid_answer: f64,
     /// Rate of packed answers in reverse order (harmless: rows are matched by id).
     pub pack_shuffle: f64,
+    /// Rate of packed requests answered as if they were one text, ignoring the packing
+    /// protocol (a model that never keeps it: set 1).
+    pub pack_ignore: f64,
 }
 
 impl Default for FaultConfig {
@@ -127,6 +135,7 @@ impl Default for FaultConfig {
             pack_unknown_id: 0.0,
             pack_invalid_answer: 0.0,
             pack_shuffle: 0.0,
+            pack_ignore: 0.0,
         }
     }
 }
@@ -147,6 +156,7 @@ impl FaultConfig {
             ("pack_unknown_id", self.pack_unknown_id),
             ("pack_invalid_answer", self.pack_invalid_answer),
             ("pack_shuffle", self.pack_shuffle),
+            ("pack_ignore", self.pack_ignore),
         ];
         for (name, rate) in rates {
             validate_rate(name, rate)?;

@@ -125,9 +125,22 @@ async fn chat(
         }
     };
 
+    // A careless server repeats the request's headers in whatever it answers.
+    let echo = config.echo_headers.then(|| header_dump(&parts.headers));
+    let echoed = |message: &str| match &echo {
+        Some(headers) => format!("{message} (request headers: {headers})"),
+        None => message.to_string(),
+    };
     if !authorized(&config, &parts.headers) {
         state.stats.unauthorized();
-        return Ok(unauthorized());
+        return Ok(match &echo {
+            Some(_) => error_response(
+                StatusCode::UNAUTHORIZED,
+                &echoed("missing or invalid API key"),
+                "authentication_error",
+            ),
+            None => unauthorized(),
+        });
     }
     let Some(_slot) = state.try_admit(config.max_concurrent) else {
         state.stats.busy_rejected();
@@ -198,15 +211,18 @@ async fn chat(
     };
     match plan.fault {
         Some(FaultKind::DropConnection) => Err(DroppedConnection),
-        Some(FaultKind::ServerError) => Ok(error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error (simulated fault)",
-            "server_error",
-        )),
+        Some(FaultKind::ServerError) => Ok(match &echo {
+            Some(headers) => html_error(StatusCode::INTERNAL_SERVER_ERROR, headers),
+            None => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error (simulated fault)",
+                "server_error",
+            ),
+        }),
         Some(FaultKind::RateLimited) => Ok(injected_rate_limit(&config)),
         Some(FaultKind::PaymentRequired) => Ok(value_response(
             StatusCode::PAYMENT_REQUIRED,
-            &json!({"error": {"message": "insufficient credit"}}),
+            &json!({"error": {"message": echoed("insufficient credit")}}),
         )),
         Some(FaultKind::Hang) => {
             sleep(config.faults.hang_for).await;
@@ -226,6 +242,10 @@ async fn chat(
         }
         None => {
             let content = content_for(&request.messages, &config);
+            let content = match &echo {
+                Some(_) => echoed(&content),
+                None => content,
+            };
             let prompt = prompt_tokens(&request.messages);
             let completion = estimate_tokens(&content);
             let generation = config
@@ -321,6 +341,29 @@ fn authorized(config: &SimConfig, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && token.trim() == key)
+}
+
+/// The request's headers as one line, values and all.
+fn header_dump(headers: &HeaderMap) -> String {
+    headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An HTML error page, as a proxy in front of a server gives, showing `headers`.
+fn html_error(status: StatusCode, headers: &str) -> Response<Body> {
+    let body = format!(
+        "<html><head><title>{status}</title></head><body><h1>{status}</h1>\
+         <pre>{headers}</pre></body></html>"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
 }
 
 fn unauthorized() -> Response<Body> {

@@ -25,6 +25,14 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
     let mut single: Vec<ChatMessage> = instruction.to_vec();
     let content = &single[protocol_at].content;
     single[protocol_at].content = content[..content.len() - PACK_PROTOCOL.len()].to_string();
+    let seed = fnv1a(&last.content) ^ seed;
+    let ignores = faults.pack_ignore > 0.0
+        && fastrand::Rng::with_seed(seed.rotate_left(29)).f64() < faults.pack_ignore;
+    if ignores {
+        // The whole items array taken as one text, answered as a single request.
+        single.push(last.clone());
+        return Some(answer_for(&single));
+    }
     let mut answers: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -36,7 +44,7 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
             json!({"id": item.id, "answer": answer_for(&messages)})
         })
         .collect();
-    misbehave(&mut answers, faults, fnv1a(&last.content) ^ seed);
+    misbehave(&mut answers, faults, seed);
     Some(Value::Array(answers).to_string())
 }
 

@@ -109,7 +109,7 @@ async fn expired_answers_are_asked_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_never_stored() {
     let sim = faulty_simulator(FaultConfig {
-        payment_required: 1.0,
+        server_error: 1.0,
         ..FaultConfig::default()
     })
     .await;
@@ -119,6 +119,7 @@ async fn errors_are_never_stored() {
         &[
             ("cache", dir.path().to_str().unwrap()),
             ("on_error", "null"),
+            ("max_retries", "0"),
         ],
     );
     register_texts(&ctx, &unique_texts(3));

@@ -352,7 +352,7 @@ async fn convert_against(sim: &Simulator, args: Vec<String>) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_provider_leaves_no_output_and_an_old_output_untouched() {
-    // 402 is never retried, so each run fails at once.
+    // 402 stops the query at once, whatever --on-error says.
     let sim = faulty_simulator(FaultConfig {
         payment_required: 1.0,
         ..FaultConfig::default()
@@ -393,21 +393,16 @@ async fn a_failing_provider_leaves_no_output_and_an_old_output_untouched() {
     assert_eq!(std::fs::read(&kept).unwrap(), old, "byte for byte");
     assert_eq!(partial_files(dir.path()), Vec::<String>::new());
 
-    // Failed rows as NULLs, but more of them than allowed: exit 3, nothing written.
-    sim.set_config(SimConfig {
-        faults: FaultConfig {
-            payment_required: 0.5,
-            ..FaultConfig::default()
-        },
-        ..SimConfig::default()
-    });
+    // Failed rows as NULLs (answers that are no label), but more of them than allowed:
+    // exit 3, nothing written.
+    sim.set_config(SimConfig::default());
     let out = convert_against(
         &sim,
         vec![
             "data/reviews.parquet".into(),
             text(&kept).into(),
             "--add".into(),
-            "sentiment(text) AS sentiment".into(),
+            "categorize(text || ' [[confuse-always]]', 'good', 'bad') AS sentiment".into(),
             "--on-error".into(),
             "null".into(),
             "--max-failed-rows".into(),

@@ -12,4 +12,5 @@ mod estimate;
 mod packing;
 mod pipeline;
 mod repl;
+mod stop;
 mod structured;
