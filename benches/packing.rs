@@ -2,7 +2,9 @@
 //! rows of unique texts, and the same with 30% duplicate texts, the requests per row and
 //! the wall time against the bound for pack_rows 1, 4, 8, 16 and 32; then, with about 5%
 //! of packed answers misbehaving, how many rows got a value other than their own
-//! single-row answer (the target is 0) and the extra requests repair cost.
+//! single-row answer (the target is 0) and the extra requests repair cost; last, a model
+//! that never keeps the packing protocol: its requests and tokens against not packing
+//! (the target is at most 1.10).
 //!
 //! ```text
 //! cargo bench --bench packing            # everything (about 2 minutes)
@@ -47,6 +49,7 @@ fn texts(duplicates: bool) -> Vec<String> {
 
 struct Measured {
     requests: u64,
+    tokens: u64,
     wall: Duration,
     bound: Duration,
     differing: usize,
@@ -79,19 +82,19 @@ async fn base_latency(sim: &Simulator) -> Duration {
     samples[samples.len() / 2]
 }
 
-async fn run(texts: &[String], pack_rows: usize, misbehaving: bool) -> Measured {
-    let faults = if misbehaving {
-        FaultConfig {
-            pack_drop_id: MISBEHAVIOUR_EACH,
-            pack_duplicate_id: MISBEHAVIOUR_EACH,
-            pack_unknown_id: MISBEHAVIOUR_EACH,
-            pack_invalid_answer: MISBEHAVIOUR_EACH,
-            pack_shuffle: 0.05,
-            ..FaultConfig::default()
-        }
-    } else {
-        FaultConfig::default()
-    };
+/// About 5% of packed answers misbehaving.
+fn misbehaving() -> FaultConfig {
+    FaultConfig {
+        pack_drop_id: MISBEHAVIOUR_EACH,
+        pack_duplicate_id: MISBEHAVIOUR_EACH,
+        pack_unknown_id: MISBEHAVIOUR_EACH,
+        pack_invalid_answer: MISBEHAVIOUR_EACH,
+        pack_shuffle: 0.05,
+        ..FaultConfig::default()
+    }
+}
+
+async fn run(texts: &[String], pack_rows: usize, faults: FaultConfig) -> Measured {
     let sim = Simulator::start(SimConfig {
         latency: BASE_LATENCY,
         latency_per_token: LATENCY_PER_TOKEN,
@@ -151,6 +154,7 @@ async fn run(texts: &[String], pack_rows: usize, misbehaving: bool) -> Measured 
         base * u32::try_from(stats.requests).unwrap_or(u32::MAX) + LATENCY_PER_TOKEN * tokens;
     Measured {
         requests: stats.requests,
+        tokens: stats.prompt_tokens + stats.completion_tokens,
         wall,
         bound: busy / MAX_CONCURRENCY as u32,
         differing,
@@ -178,14 +182,47 @@ async fn main() {
     for (name, duplicates) in datasets {
         let texts = texts(*duplicates);
         for &pack_rows in sizes {
-            let clean = run(&texts, pack_rows, false).await;
+            let clean = run(&texts, pack_rows, FaultConfig::default()).await;
             print_row(name, pack_rows, "0", &clean, None);
             if pack_rows > 1 {
-                let bad = run(&texts, pack_rows, true).await;
+                let bad = run(&texts, pack_rows, misbehaving()).await;
                 print_row(name, pack_rows, "~5%", &bad, Some(clean.requests));
             }
         }
     }
+    never_complying(&texts(false)).await;
+}
+
+/// A model that answers every packed request as one text: what packing costs then,
+/// against not packing at all.
+async fn never_complying(texts: &[String]) {
+    let unpacked = run(texts, 1, FaultConfig::default()).await;
+    let never = FaultConfig {
+        pack_ignore: 1.0,
+        ..FaultConfig::default()
+    };
+    let packed = run(texts, 16, never).await;
+    println!();
+    println!("A model that never keeps the packing protocol, pack_rows 16, unique texts:");
+    println!("| run | requests | requests/row | tokens | rows differing |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, m) in [
+        ("pack_rows 1", &unpacked),
+        ("pack_rows 16, never complies", &packed),
+    ] {
+        println!(
+            "| {name} | {} | {:.3} | {} | {} |",
+            m.requests,
+            m.requests as f64 / ROWS as f64,
+            m.tokens,
+            m.differing
+        );
+    }
+    println!(
+        "ratio to not packing: requests {:.3}, tokens {:.3} (target at most 1.10)",
+        packed.requests as f64 / unpacked.requests as f64,
+        packed.tokens as f64 / unpacked.tokens as f64,
+    );
 }
 
 fn print_row(texts: &str, pack_rows: usize, misbehaving: &str, m: &Measured, clean: Option<u64>) {

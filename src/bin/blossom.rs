@@ -9,8 +9,13 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("blossom_sql=warn"));
+    // The SQL parser's debug lines print every literal it reads, a key given with
+    // `SET blossom.api_key = '...'` among them: they never show.
+    if let Ok(quiet_parser) = "sqlparser=info".parse() {
+        filter = filter.add_directive(quiet_parser);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

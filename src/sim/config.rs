@@ -113,6 +113,9 @@ pub struct FaultConfig {
     /// Rate of packed requests answered as if they were one text, ignoring the packing
     /// protocol (a model that never keeps it: set 1).
     pub pack_ignore: f64,
+    /// Rate of packed requests whose every item is answered with its own text (a model
+    /// echoing the input back).
+    pub pack_echo: f64,
 }
 
 impl Default for FaultConfig {
@@ -136,6 +139,7 @@ impl Default for FaultConfig {
             pack_invalid_answer: 0.0,
             pack_shuffle: 0.0,
             pack_ignore: 0.0,
+            pack_echo: 0.0,
         }
     }
 }
@@ -157,6 +161,7 @@ impl FaultConfig {
             ("pack_invalid_answer", self.pack_invalid_answer),
             ("pack_shuffle", self.pack_shuffle),
             ("pack_ignore", self.pack_ignore),
+            ("pack_echo", self.pack_echo),
         ];
         for (name, rate) in rates {
             validate_rate(name, rate)?;

@@ -28,6 +28,15 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
     let seed = fnv1a(&last.content) ^ seed;
     let ignores = faults.pack_ignore > 0.0
         && fastrand::Rng::with_seed(seed.rotate_left(29)).f64() < faults.pack_ignore;
+    let echoes = faults.pack_echo > 0.0
+        && fastrand::Rng::with_seed(seed.rotate_left(41)).f64() < faults.pack_echo;
+    if echoes {
+        let echoed: Vec<Value> = items
+            .iter()
+            .map(|item| json!({"id": item.id, "answer": item.text}))
+            .collect();
+        return Some(Value::Array(echoed).to_string());
+    }
     if ignores {
         // The whole items array taken as one text, answered as a single request.
         single.push(last.clone());

@@ -12,5 +12,6 @@ mod estimate;
 mod packing;
 mod pipeline;
 mod repl;
+mod secrets;
 mod stop;
 mod structured;

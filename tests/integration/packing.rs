@@ -108,3 +108,90 @@ async fn a_budget_stops_a_packed_query_and_its_rows_stay_cached() {
         "the 50 rows answered before are not asked again"
     );
 }
+
+/// Requests and prompt plus answer tokens the simulator saw for `sql` over `texts`.
+async fn spend(faults: FaultConfig, pack_rows: &str, sql: &str, texts: &[Option<String>]) -> Spend {
+    let sim = faulty_simulator(faults).await;
+    let ctx = session(&sim, &[("pack_rows", pack_rows), ("max_concurrency", "16")]);
+    register_texts(&ctx, texts);
+    let values = column(&ctx, sql).await.unwrap();
+    let pack_size = column(&ctx, "SELECT pack_rows FROM blossom_metrics()")
+        .await
+        .unwrap();
+    let stats = sim.stats();
+    Spend {
+        values,
+        requests: stats.requests,
+        tokens: stats.prompt_tokens + stats.completion_tokens,
+        pack_size: pack_size.into_iter().next().flatten(),
+    }
+}
+
+struct Spend {
+    values: Vec<Option<String>>,
+    requests: u64,
+    tokens: u64,
+    pack_size: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_never_keeps_the_protocol_costs_at_most_a_tenth_more_than_no_packing() {
+    let texts = texts(1_000, 0);
+    let sql = "SELECT sentiment(text) FROM t";
+    let unpacked = spend(FaultConfig::default(), "1", sql, &texts).await;
+    let never = FaultConfig {
+        pack_ignore: 1.0,
+        ..FaultConfig::default()
+    };
+    let packed = spend(never, "16", sql, &texts).await;
+    println!(
+        "never-complying packer, 1000 rows: {} requests ({:.3}/row), {} tokens; unpacked: {} requests, {} tokens",
+        packed.requests,
+        packed.requests as f64 / 1000.0,
+        packed.tokens,
+        unpacked.requests,
+        unpacked.tokens
+    );
+    assert_eq!(packed.values, expected_sentiments(&texts));
+    assert!(
+        packed.requests * 10 <= unpacked.requests * 11,
+        "{}",
+        packed.requests
+    );
+    assert!(
+        packed.tokens * 10 <= unpacked.tokens * 11,
+        "{}",
+        packed.tokens
+    );
+    assert_eq!(
+        packed.pack_size.as_deref(),
+        Some("1"),
+        "metrics show the size used"
+    );
+    // A model that always keeps it pays what it paid before: a request per 16 rows.
+    let complying = spend(FaultConfig::default(), "16", sql, &texts).await;
+    assert_eq!(complying.values, expected_sentiments(&texts));
+    assert_eq!(complying.requests, 1_000u64.div_ceil(16));
+    assert_eq!(complying.pack_size.as_deref(), Some("16"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_answers_that_echo_the_input_are_a_broken_pack() {
+    let texts = texts(300, 0);
+    let sql = "SELECT translate(text, 'French') FROM t";
+    let unpacked = spend(FaultConfig::default(), "1", sql, &texts).await;
+    let echo = FaultConfig {
+        pack_echo: 1.0,
+        ..FaultConfig::default()
+    };
+    let packed = spend(echo, "16", sql, &texts).await;
+    assert_eq!(
+        packed.values, unpacked.values,
+        "no row keeps its echoed text"
+    );
+    assert!(
+        packed.requests * 10 <= unpacked.requests * 11,
+        "{}",
+        packed.requests
+    );
+}

@@ -236,3 +236,34 @@ async fn an_outage_longer_than_the_bound_fails_the_query_naming_the_setting() {
     assert!(err.contains("unreachable"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_slower_than_the_timeout_fails_after_one_rows_retries() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let ctx = session(
+        &sim,
+        &[
+            ("max_concurrency", "4"),
+            ("max_retries", "1"),
+            ("request_timeout", "0.2"),
+        ],
+    );
+    register_texts(&ctx, &unique_texts(100));
+    let started = Instant::now();
+    let err = column(&ctx, "SELECT enhance(text) FROM t")
+        .await
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(err.contains("within 0.2s"), "{err}");
+    let sent = sim.stats().requests;
+    println!(
+        "provider slower than request_timeout, 100 rows: error after {:.2} s, {sent} requests",
+        took.as_secs_f64()
+    );
+    assert!(sent <= 4 * 2 + 4, "{sent} requests");
+}
