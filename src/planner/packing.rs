@@ -269,17 +269,7 @@ fn ask(
         let size = control.size(runtime.settings.pack_rows);
         if pack.len() > size {
             drop(probe);
-            let smaller = group(pack, size);
-            let asked = smaller.into_iter().map(|pack| {
-                ask(
-                    pack,
-                    Arc::clone(&valid),
-                    Arc::clone(&control),
-                    runtime.clone(),
-                    Arc::clone(&metrics),
-                )
-            });
-            join_all(asked).await;
+            ask_all(group(pack, size), &valid, &control, &runtime, &metrics).await;
             return;
         }
         if pack.len() == 1 {
@@ -382,19 +372,29 @@ fn ask(
             .max(1)
             .min(again.len().div_ceil(2))
             .min(control.size(runtime.settings.pack_rows));
-        let repacks = group(again, half);
-        join_all(repacks.into_iter().map(|pack| {
-            ask(
-                pack,
-                Arc::clone(&valid),
-                Arc::clone(&control),
-                runtime.clone(),
-                Arc::clone(&metrics),
-            )
-        }))
-        .await;
+        ask_all(group(again, half), &valid, &control, &runtime, &metrics).await;
     }
     .boxed()
+}
+
+/// Asks each of `packs`, together.
+async fn ask_all(
+    packs: Vec<Vec<Unanswered>>,
+    valid: &Validate,
+    control: &Arc<PackControl>,
+    runtime: &CallRuntime,
+    metrics: &Arc<FunctionMetrics>,
+) {
+    join_all(packs.into_iter().map(|pack| {
+        ask(
+            pack,
+            Arc::clone(valid),
+            Arc::clone(control),
+            runtime.clone(),
+            Arc::clone(metrics),
+        )
+    }))
+    .await;
 }
 
 /// Asks a row with its own request.
