@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -13,6 +14,7 @@ use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::error_log::{ErrorLog, ErrorsTable};
 use crate::estimate::EstimateTable;
+use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
 use crate::query_metrics::{MetricsLog, MetricsTable};
@@ -145,18 +147,27 @@ impl BlossomSessionBuilder {
                 Arc::clone(&metrics),
             ))];
         rules.extend(PhysicalOptimizer::new().rules);
+        // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv', but only
+        // names that look like paths (a table named data never reads a data/ folder).
+        let files = Arc::new(FileTables::default());
+        let catalogs = FileTableCatalogList::new(
+            Arc::new(MemoryCatalogProviderList::new()),
+            Arc::clone(&files),
+        );
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
+            .with_catalog_list(Arc::new(catalogs))
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .with_query_planner(Arc::new(LiftAiCalls));
-        // Before DataFusion's own: SQL parses extract(text, 'schema') as EXTRACT.
+        // Before DataFusion's own: SQL parses extract(text, 'schema'), the compatible
+        // spelling of ai_extract(), as EXTRACT.
         if let Some(planners) = builder.expr_planners() {
             planners.insert(0, Arc::new(functions::ExtractPlanner::default()));
         }
         let state = builder.build();
-        // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv'.
-        let ctx = SessionContext::new_with_state(state).enable_url_table();
+        let ctx = SessionContext::new_with_state(state);
+        files.attach(&ctx);
         for udf in functions::udfs() {
             ctx.register_udf(udf);
         }
