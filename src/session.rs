@@ -177,3 +177,64 @@ impl BlossomSessionBuilder {
         Ok(ctx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, Int64Array};
+
+    use super::*;
+
+    async fn count(ctx: &SessionContext, sql: &str) -> Result<i64> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        let column = batches[0].column(0);
+        let counts = column
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a count");
+        Ok(counts.value(0))
+    }
+
+    #[tokio::test]
+    async fn a_table_named_like_a_folder_is_a_table() -> Result<()> {
+        let ctx = BlossomSessionBuilder::new().build()?;
+        // The repository (the working directory of tests) has a data/ folder.
+        assert!(std::path::Path::new("data").is_dir());
+        let e = ctx
+            .sql("SELECT count(*) FROM data")
+            .await
+            .expect_err("no table");
+        assert!(
+            e.to_string()
+                .contains("table 'datafusion.public.data' not found"),
+            "{e}"
+        );
+        ctx.sql("CREATE TABLE data AS VALUES (1), (2), (3)")
+            .await?
+            .collect()
+            .await?;
+        assert_eq!(count(&ctx, "SELECT count(*) FROM data").await?, 3);
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM 'data/reviews.csv'").await?,
+            300
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn enable_url_table_is_harmless() -> Result<()> {
+        let ctx = BlossomSessionBuilder::new().build()?.enable_url_table();
+        ctx.sql("CREATE TABLE t AS VALUES (1), (2)")
+            .await?
+            .collect()
+            .await?;
+        assert_eq!(count(&ctx, "SELECT count(*) FROM t").await?, 2);
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM 'data/reviews.csv'").await?,
+            300
+        );
+        assert_eq!(count(&ctx, "SELECT count(sentiment(NULL))").await?, 0);
+        // DataFusion's own wrapper, now outermost, refuses DROP SCHEMA as it does on a
+        // plain session with URL tables; without it, DROP SCHEMA works (files.slt).
+        Ok(())
+    }
+}
