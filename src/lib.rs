@@ -15,6 +15,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error_log;
 pub mod estimate;
+pub mod file_tables;
 pub mod functions;
 pub mod planner;
 pub mod provider;

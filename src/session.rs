@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -13,6 +14,7 @@ use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::error_log::{ErrorLog, ErrorsTable};
 use crate::estimate::EstimateTable;
+use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
 use crate::planner::{LiftAiCalls, PlanAiCalls};
 use crate::query_metrics::{MetricsLog, MetricsTable};
@@ -145,18 +147,27 @@ impl BlossomSessionBuilder {
                 Arc::clone(&metrics),
             ))];
         rules.extend(PhysicalOptimizer::new().rules);
+        // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv', but only
+        // names that look like paths (a table named data never reads a data/ folder).
+        let files = Arc::new(FileTables::default());
+        let catalogs = FileTableCatalogList::new(
+            Arc::new(MemoryCatalogProviderList::new()),
+            Arc::clone(&files),
+        );
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
+            .with_catalog_list(Arc::new(catalogs))
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .with_query_planner(Arc::new(LiftAiCalls));
-        // Before DataFusion's own: SQL parses extract(text, 'schema') as EXTRACT.
+        // Before DataFusion's own: SQL parses extract(text, 'schema'), the compatible
+        // spelling of ai_extract(), as EXTRACT.
         if let Some(planners) = builder.expr_planners() {
             planners.insert(0, Arc::new(functions::ExtractPlanner::default()));
         }
         let state = builder.build();
-        // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv'.
-        let ctx = SessionContext::new_with_state(state).enable_url_table();
+        let ctx = SessionContext::new_with_state(state);
+        files.attach(&ctx);
         for udf in functions::udfs() {
             ctx.register_udf(udf);
         }
@@ -164,5 +175,66 @@ impl BlossomSessionBuilder {
         ctx.register_udtf("blossom_metrics", Arc::new(MetricsTable::new(metrics)));
         ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, Int64Array};
+
+    use super::*;
+
+    async fn count(ctx: &SessionContext, sql: &str) -> Result<i64> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        let column = batches[0].column(0);
+        let counts = column
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a count");
+        Ok(counts.value(0))
+    }
+
+    #[tokio::test]
+    async fn a_table_named_like_a_folder_is_a_table() -> Result<()> {
+        let ctx = BlossomSessionBuilder::new().build()?;
+        // The repository (the working directory of tests) has a data/ folder.
+        assert!(std::path::Path::new("data").is_dir());
+        let e = ctx
+            .sql("SELECT count(*) FROM data")
+            .await
+            .expect_err("no table");
+        assert!(
+            e.to_string()
+                .contains("table 'datafusion.public.data' not found"),
+            "{e}"
+        );
+        ctx.sql("CREATE TABLE data AS VALUES (1), (2), (3)")
+            .await?
+            .collect()
+            .await?;
+        assert_eq!(count(&ctx, "SELECT count(*) FROM data").await?, 3);
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM 'data/reviews.csv'").await?,
+            300
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn enable_url_table_is_harmless() -> Result<()> {
+        let ctx = BlossomSessionBuilder::new().build()?.enable_url_table();
+        ctx.sql("CREATE TABLE t AS VALUES (1), (2)")
+            .await?
+            .collect()
+            .await?;
+        assert_eq!(count(&ctx, "SELECT count(*) FROM t").await?, 2);
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM 'data/reviews.csv'").await?,
+            300
+        );
+        assert_eq!(count(&ctx, "SELECT count(sentiment(NULL))").await?, 0);
+        // DataFusion's own wrapper, now outermost, refuses DROP SCHEMA as it does on a
+        // plain session with URL tables; without it, DROP SCHEMA works (files.slt).
+        Ok(())
     }
 }

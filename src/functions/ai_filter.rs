@@ -23,7 +23,7 @@ use crate::provider::{ChatMessage, truncate_chars};
 #[derive(Debug, Clone, Copy)]
 pub struct AiFilter;
 
-const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::text("condition")]);
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::instruction("condition")]);
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     with_options_argument(

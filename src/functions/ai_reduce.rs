@@ -38,7 +38,8 @@ const PARTIAL_CLOSE: &str = "\n</partial>\n";
 #[derive(Debug, Clone, Copy)]
 pub struct AiReduce;
 
-const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text_list("list"), Param::text("instruction")]);
+const SPEC: ArgSpec =
+    ArgSpec::fixed(&[Param::text_list("list"), Param::instruction("instruction")]);
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     with_options_argument(

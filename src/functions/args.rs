@@ -31,6 +31,10 @@ pub enum ParamKind {
     /// A value per row: a column or any expression. Numbers, dates, lists and other
     /// scalars are cast to text.
     Text,
+    /// A value per row, like [`ParamKind::Text`], that tells the model what to do (a
+    /// condition, a target language): written as a literal, it must not be blank, since
+    /// the model would be sent an empty instruction.
+    Instruction,
     /// A positive whole number written in the query (a literal).
     PositiveInt,
     /// Labels written in the query: one or more text literals, or one `ARRAY[...]` of
@@ -64,6 +68,14 @@ impl Param {
         Self {
             name,
             kind: ParamKind::Text,
+        }
+    }
+
+    /// A per-row instruction (a condition, a language): a literal must not be blank.
+    pub const fn instruction(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Instruction,
         }
     }
 
@@ -266,7 +278,12 @@ impl ArgSpec {
             .iter()
             .enumerate()
             .map(|(i, t)| match self.param_at(i) {
-                Some(p) if p.kind == ParamKind::Text && castable_to_text(t) => DataType::Utf8,
+                Some(p)
+                    if matches!(p.kind, ParamKind::Text | ParamKind::Instruction)
+                        && castable_to_text(t) =>
+                {
+                    DataType::Utf8
+                }
                 Some(p) if p.kind == ParamKind::TextList && is_list_of_castable(t) => {
                     text_list_type()
                 }
@@ -279,7 +296,9 @@ impl ArgSpec {
     /// parameters, then each count of optional ones (or one label).
     pub fn example_types(&self) -> Vec<Vec<DataType>> {
         let type_of = |p: &Param| match p.kind {
-            ParamKind::Text | ParamKind::Labels | ParamKind::Schema => DataType::Utf8,
+            ParamKind::Text | ParamKind::Instruction | ParamKind::Labels | ParamKind::Schema => {
+                DataType::Utf8
+            }
             ParamKind::PositiveInt => DataType::Int64,
             ParamKind::TextList => text_list_type(),
         };
@@ -356,7 +375,19 @@ impl ArgSpec {
             };
             let at = || format!("{function}(): argument {} ({})", i + 1, param.name);
             match param.kind {
-                ParamKind::Text => {
+                ParamKind::Text | ParamKind::Instruction => {
+                    if param.kind == ParamKind::Instruction
+                        && value(i)
+                            .and_then(|v| v.try_as_str().flatten())
+                            .is_some_and(|s| s.trim().is_empty())
+                    {
+                        return plan_err!(
+                            "{} must not be empty: it is what the model is asked to do; \
+                             usage: {}",
+                            at(),
+                            self.usage(function)
+                        );
+                    }
                     if !castable_to_text(t) {
                         return plan_err!(
                             "{} must be text, got {t}; convert it first, e.g. \
@@ -903,6 +934,36 @@ mod tests {
         assert!(
             e.contains("argument 2 (schema) must be a text literal written in the query"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_blank_instruction_literal_is_refused() {
+        const FILTER: ArgSpec =
+            ArgSpec::fixed(&[Param::text("text"), Param::instruction("condition")]);
+        for blank in ["", "  \t"] {
+            let e = err(bind_literals(&FILTER, &[utf8("t"), utf8(blank)]));
+            assert!(
+                e.contains("f(): argument 2 (condition) must not be empty"),
+                "{e}"
+            );
+        }
+        let bound = bind_literals(&FILTER, &[utf8("t"), utf8("is short")]).unwrap();
+        assert_eq!(bound.row_args, vec![0, 1]);
+        // A column is let through: its values are only known per row.
+        assert!(
+            FILTER
+                .bind(
+                    "f",
+                    &[DataType::Utf8, DataType::Utf8],
+                    &[None, None],
+                    Stage::Physical
+                )
+                .is_ok()
+        );
+        assert_eq!(
+            FILTER.coerce_types(&[DataType::Int32, DataType::Int64]),
+            vec![DataType::Utf8, DataType::Utf8]
         );
     }
 

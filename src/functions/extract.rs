@@ -1,4 +1,4 @@
-//! `extract(text, schema)`: typed fields pulled out of a text, as a STRUCT whose fields
+//! `ai_extract(text, schema)`: typed fields pulled out of a text, as a STRUCT whose fields
 //! the schema literal names (`'name VARCHAR, price DOUBLE, tags VARCHAR[]'`); the model
 //! is asked for a JSON object, each field is cast to its type.
 
@@ -13,7 +13,7 @@ use super::schema::answer_object;
 use super::{AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, with_options_argument};
 use crate::provider::ChatMessage;
 
-/// `extract(text, schema)`: returns a STRUCT with one field per entry of the schema
+/// `ai_extract(text, schema)`: returns a STRUCT with one field per entry of the schema
 /// literal, filled from the text by the model.
 ///
 /// The schema is a text literal `name TYPE, ...` parsed once at planning time; a bad one
@@ -22,10 +22,10 @@ use crate::provider::ChatMessage;
 /// `FLOAT`/`REAL`, `BOOLEAN`, `DATE` and lists `T[]` of those. Names keep their case;
 /// `"quoted names"` may hold any character.
 ///
-/// SQL parses `extract(a, b)` as its `EXTRACT(part, value)` syntax, so written that way
-/// the text must be a column name or a text literal and no options follow; the quoted
-/// name `"extract"(...)` takes any expression and options (see
-/// [`super::ExtractPlanner`]).
+/// Named `ai_` because SQL's `EXTRACT` has the plain name. The spelling
+/// `extract(text, 'schema')` is kept where it cannot be a date part (see
+/// [`super::ExtractPlanner`]): the text must then be a column name or a text literal and
+/// no options follow; `ai_extract(...)` takes any expression and options.
 ///
 /// The request asks for JSON twice over: its system prompt lists the keys and their
 /// types, and it carries an OpenAI structured-output `response_format`
@@ -45,9 +45,9 @@ use crate::provider::ChatMessage;
 ///
 /// ```sql
 /// SELECT id, e.product, e.rating
-/// FROM (SELECT id, extract(text, 'product VARCHAR, rating INT, tags VARCHAR[]') AS e
+/// FROM (SELECT id, ai_extract(text, 'product VARCHAR, rating INT, tags VARCHAR[]') AS e
 ///       FROM 'data/reviews.csv');
-/// SELECT extract(text, 'product VARCHAR, rating INT')['rating'] FROM 'data/reviews.csv';
+/// SELECT ai_extract(text, 'product VARCHAR, rating INT')['rating'] FROM 'data/reviews.csv';
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Extract;
@@ -62,10 +62,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         Documentation::builder(
             DOC_SECTION,
             "Extracts typed fields from the text and returns them as a STRUCT whose fields the schema literal names. The model is asked for a JSON object (a JSON schema response_format and the prompt); each value is cast to its field's type. A missing value gives NULL for that field; a value that cannot be cast gives NULL and is an error for that row (class invalid_field), an answer without a JSON object is an error too (class invalid_answer). NULL or empty text gives NULL without a request.",
-            "extract(text, schema)",
+            "ai_extract(text, schema)",
         )
         .with_sql_example(
-            "```sql\n> SELECT e.name, e.price FROM (SELECT extract('The Widget costs 12.50 dollars', 'name VARCHAR, price DOUBLE') AS e);\n+--------+-------+\n| name   | price |\n+--------+-------+\n| Widget | 12.5  |\n+--------+-------+\n```",
+            "```sql\n> SELECT e.name, e.price FROM (SELECT ai_extract('The Widget costs 12.50 dollars', 'name VARCHAR, price DOUBLE') AS e);\n+--------+-------+\n| name   | price |\n+--------+-------+\n| Widget | 12.5  |\n+--------+-------+\n```",
         )
         .with_argument("text", "The text to extract the fields from.")
         .with_argument(
@@ -78,7 +78,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 
 impl AiFunction for Extract {
     fn name(&self) -> &'static str {
-        "extract"
+        "ai_extract"
     }
 
     fn spec(&self) -> &'static ArgSpec {

@@ -1,6 +1,7 @@
-//! SQL's `EXTRACT` syntax routed to the AI function: the parser reads every
-//! `extract(a, b)` as `EXTRACT(field, expr)` (a date part), so [`ExtractPlanner`] claims
-//! the calls whose second argument is a schema literal and plans them as `extract()`.
+//! The compatible spelling `extract(text, 'schema')` of `ai_extract()`: the parser reads
+//! every `extract(a, b)` as SQL's `EXTRACT(field, expr)` (a date part), so
+//! [`ExtractPlanner`] claims the calls that cannot be a date part and plans them as
+//! `ai_extract()`; every other `EXTRACT` keeps DataFusion's meaning.
 
 use std::sync::Arc;
 
@@ -11,18 +12,17 @@ use datafusion::logical_expr::{Expr, ScalarUDF};
 
 use super::{AiUdf, Extract};
 
-/// Plans `extract(text, 'name VARCHAR, ...')` as the AI function instead of a date part.
+/// Plans `extract(text, 'name VARCHAR, ...')` as `ai_extract()` instead of a date part.
 ///
 /// SQL parses `extract(x, y)` as `EXTRACT(x, y)`: `x` must then be a column name or a
 /// text literal (not an expression) and there is no third argument. A call is claimed
 /// when `y` is a text literal that does not start with a digit, `+` or `-` (a date or
 /// timestamp string would, so `EXTRACT(year FROM '2024-05-01')` keeps its meaning).
-/// Every other form, e.g. with an expression or options, calls the function by its
-/// quoted name:
+/// Every other form, e.g. with an expression or options, is written `ai_extract(...)`:
 ///
 /// ```sql
 /// SELECT extract(text, 'name VARCHAR, price DOUBLE') FROM 'data/reviews.csv';
-/// SELECT "extract"(upper(text), 'name VARCHAR', '{"model": "mistral"}') FROM 'data/reviews.csv';
+/// SELECT ai_extract(upper(text), 'name VARCHAR', '{"model": "mistral"}') FROM 'data/reviews.csv';
 /// ```
 #[derive(Debug)]
 pub struct ExtractPlanner {
@@ -106,7 +106,7 @@ mod tests {
         let Some(Expr::ScalarFunction(call)) = planned("text", utf8("name VARCHAR")) else {
             panic!("not claimed")
         };
-        assert_eq!(call.name(), "extract");
+        assert_eq!(call.name(), "ai_extract");
         assert_eq!(call.args[0], Expr::Column(Column::from_name("text")));
         let Some(Expr::ScalarFunction(call)) = planned("'It''s 5'", utf8(" ")) else {
             panic!("not claimed")

@@ -129,7 +129,7 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
 
     /// The SQL type of the result of a call with these literal arguments; the default is
     /// [`AiFunction::return_type`]. A function whose type depends on a literal (such as
-    /// `extract()`'s schema) says here why there is none, as a phrase following
+    /// `ai_extract()`'s schema) says here why there is none, as a phrase following
     /// `name(): `.
     fn return_type_for(&self, _constants: &Constants) -> Result<DataType, String> {
         Ok(self.return_type())
@@ -197,7 +197,32 @@ pub trait ReductionPlan: Send + Sync + Debug {
     ) -> Vec<ChatMessage>;
 }
 
+/// Names that SQL syntax gives a meaning to although no function is registered under
+/// them (the parser turns `EXTRACT(day FROM d)`, `POSITION(a IN b)`, ... into other
+/// calls), so an AI function taking one would be unreachable or ambiguous.
+pub const SQL_SYNTAX_NAMES: &[&str] = &[
+    "extract",
+    "position",
+    "substring",
+    "trim",
+    "overlay",
+    "ceil",
+    "floor",
+    "cast",
+    "try_cast",
+    "convert",
+    "interval",
+];
+
 /// Every AI function blossom provides.
+///
+/// The naming rule: an AI function keeps a short name (`sentiment`, `summarize`) only
+/// when DataFusion gives that name no meaning, neither a built-in function of any kind
+/// (scalar, aggregate, window, table) nor SQL syntax ([`SQL_SYNTAX_NAMES`]); otherwise
+/// it takes the `ai_` prefix (`ai_translate`, `ai_extract`, `ai_filter`, `ai_reduce`),
+/// as peers name theirs. A built-in is never shadowed. An old spelling stays only where
+/// no built-in call can be written the same way: `extract(text, 'name TYPE, ...')`
+/// (see [`ExtractPlanner`]).
 pub fn all() -> Vec<Arc<dyn AiFunction>> {
     vec![
         Arc::new(Generate),
@@ -256,4 +281,47 @@ pub(crate) fn answer_key(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use datafusion::execution::SessionStateBuilder;
+
+    use super::*;
+
+    /// The naming rule of [`all`]: no AI function (nor `cosine_similarity`) takes a name
+    /// DataFusion already gives a meaning to.
+    #[test]
+    fn no_ai_function_shadows_a_built_in() {
+        let state = SessionStateBuilder::new().with_default_features().build();
+        let mut taken: BTreeSet<String> = SQL_SYNTAX_NAMES.iter().map(|s| s.to_string()).collect();
+        for udf in state.scalar_functions().values() {
+            taken.insert(udf.name().to_string());
+            taken.extend(udf.aliases().iter().cloned());
+        }
+        for udaf in state.aggregate_functions().values() {
+            taken.insert(udaf.name().to_string());
+            taken.extend(udaf.aliases().iter().cloned());
+        }
+        for udwf in state.window_functions().values() {
+            taken.insert(udwf.name().to_string());
+            taken.extend(udwf.aliases().iter().cloned());
+        }
+        taken.extend(state.table_functions().keys().cloned());
+        assert!(taken.contains("translate") && taken.contains("date_part"));
+        let ours: Vec<ScalarUDF> = udfs();
+        assert!(ours.len() > 10);
+        for udf in ours {
+            let names =
+                std::iter::once(udf.name().to_string()).chain(udf.aliases().iter().cloned());
+            for name in names {
+                assert!(
+                    !taken.contains(&name),
+                    "{name} shadows a DataFusion built-in"
+                );
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The schema literal of `extract()` (`'name VARCHAR, price DOUBLE, tags VARCHAR[]'`):
+//! The schema literal of `ai_extract()` (`'name VARCHAR, price DOUBLE, tags VARCHAR[]'`):
 //! parsed once at planning time into a [`StructSchema`], which gives the call's STRUCT
 //! type, the JSON Schema the request asks for, and the casting of each JSON answer
 //! field into its typed value.
@@ -241,7 +241,7 @@ pub struct SchemaField {
     pub field_type: FieldType,
 }
 
-/// The fields `extract()` returns, parsed from its schema literal.
+/// The fields `ai_extract()` returns, parsed from its schema literal.
 ///
 /// ```sql
 /// SELECT extract(text, 'name VARCHAR, "Unit Price" DOUBLE, tags VARCHAR[]') FROM t;

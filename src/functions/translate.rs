@@ -1,4 +1,4 @@
-//! `translate(text, target_language)`: the text in another language.
+//! `ai_translate(text, target_language)`: the text in another language.
 
 use std::sync::LazyLock;
 
@@ -10,12 +10,13 @@ use super::{
 };
 use crate::provider::ChatMessage;
 
-/// `translate(text, target_language)`: returns the text translated into the target
+/// `ai_translate(text, target_language)`: returns the text translated into the target
 /// language (a name such as `'German'` or `'Brazilian Portuguese'`, a literal or a
-/// column).
+/// column; a blank literal is refused at planning time). Named `ai_` because DataFusion's
+/// `translate(string, from, to)` has the plain name.
 ///
 /// ```sql
-/// SELECT id, translate(text, 'English') AS english FROM 'data/reviews.csv' WHERE lang <> 'en';
+/// SELECT id, ai_translate(text, 'English') AS english FROM 'data/reviews.csv' WHERE lang <> 'en';
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Translate;
@@ -23,17 +24,17 @@ pub struct Translate;
 /// The longest text translated in a pack with others.
 const MAX_PACKED_TEXT_CHARS: usize = 300;
 
-const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::text("target_language")]);
+const SPEC: ArgSpec = ArgSpec::fixed(&[Param::text("text"), Param::instruction("target_language")]);
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     with_options_argument(
         Documentation::builder(
             DOC_SECTION,
             "Translates the text into the target language and returns the translation only. NULL or empty text gives NULL without a request.",
-            "translate(text, target_language)",
+            "ai_translate(text, target_language)",
         )
         .with_sql_example(
-            "```sql\n> SELECT translate('Lieferung war schnell', 'English');\n+----------------------------------------------------------+\n| translate(Utf8(\"Lieferung war schnell\"),Utf8(\"English\")) |\n+----------------------------------------------------------+\n| Delivery was fast                                        |\n+----------------------------------------------------------+\n```",
+            "```sql\n> SELECT ai_translate('Lieferung war schnell', 'English');\n+-------------------------------------------------------------+\n| ai_translate(Utf8(\"Lieferung war schnell\"),Utf8(\"English\")) |\n+-------------------------------------------------------------+\n| Delivery was fast                                           |\n+-------------------------------------------------------------+\n```",
         )
         .with_argument("text", "The text to translate.")
         .with_argument(
@@ -46,7 +47,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 
 impl AiFunction for Translate {
     fn name(&self) -> &'static str {
-        "translate"
+        "ai_translate"
     }
 
     fn spec(&self) -> &'static ArgSpec {

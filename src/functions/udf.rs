@@ -79,7 +79,7 @@ impl ScalarUDFImpl for AiUdf {
 
     /// Checks the call (argument count and types, literal arguments seen so far, the
     /// options) while the plan is built, so a bad call fails before any request. The
-    /// type may depend on the literal arguments (`extract()`'s schema).
+    /// type may depend on the literal arguments (`ai_extract()`'s schema).
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let types: Vec<DataType> = args
             .arg_fields

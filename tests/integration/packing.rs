@@ -178,7 +178,7 @@ async fn a_model_that_never_keeps_the_protocol_costs_at_most_a_tenth_more_than_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packed_answers_that_echo_the_input_are_a_broken_pack() {
     let texts = texts(300, 0);
-    let sql = "SELECT translate(text, 'French') FROM t";
+    let sql = "SELECT ai_translate(text, 'French') FROM t";
     let unpacked = spend(FaultConfig::default(), "1", sql, &texts).await;
     let echo = FaultConfig {
         pack_echo: 1.0,
