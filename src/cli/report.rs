@@ -53,8 +53,9 @@ pub struct RunReport {
 }
 
 /// Fails unless the report can be written at `path`: checked before the run, so that a
-/// wrong path costs no request. An existing file is opened (not changed); a missing one
-/// is made and removed again.
+/// wrong path costs no request. A missing directory is made (as the statements would
+/// make `out/` for their own files), an existing file is opened (not changed), and a
+/// missing one is made and removed again.
 pub fn check_writable(path: &Path) -> Result<(), CliError> {
     let cannot = |why: String| {
         CliError::usage(format!(
@@ -64,6 +65,9 @@ pub fn check_writable(path: &Path) -> Result<(), CliError> {
     };
     if path.is_dir() {
         return Err(cannot("it is a directory".to_string()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(e.to_string()))?;
     }
     if path.exists() {
         return std::fs::OpenOptions::new()
@@ -103,8 +107,10 @@ mod tests {
     #[test]
     fn an_unwritable_report_path_is_refused_and_a_writable_one_left_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let missing = dir.path().join("no-such-dir").join("run.json");
-        let error = check_writable(&missing).expect_err("no directory");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").expect("write");
+        let under_a_file = file.join("run.json");
+        let error = check_writable(&under_a_file).expect_err("no directory can be made");
         assert_eq!(error.code, super::super::error::EXIT_USAGE);
         assert!(error.message.contains("run.json"), "{}", error.message);
         let error = check_writable(dir.path()).expect_err("a directory");
@@ -116,6 +122,9 @@ mod tests {
         let fresh = dir.path().join("run.json");
         check_writable(&fresh).expect("writable");
         assert!(!fresh.exists(), "the check leaves no file");
+        let nested = dir.path().join("out").join("run.json");
+        check_writable(&nested).expect("its directory is made");
+        assert!(nested.parent().expect("a parent").is_dir() && !nested.exists());
         std::fs::write(&fresh, "old").expect("write");
         check_writable(&fresh).expect("writable");
         assert_eq!(std::fs::read_to_string(&fresh).expect("read"), "old");
