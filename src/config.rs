@@ -423,9 +423,12 @@ impl BlossomOptions {
             ("BLOSSOM_PACK_ROWS", "pack_rows"),
         ] {
             if let Some(value) = var(env) {
-                options
-                    .set_option(key, &value)
-                    .map_err(|e| DataFusionError::Configuration(format!("{env}: {e}")))?;
+                options.set_option(key, &value).map_err(|e| {
+                    DataFusionError::Configuration(format!(
+                        "the environment variable {env}: {}",
+                        configuration_message(&e)
+                    ))
+                })?;
             }
         }
         if let Some(key) = var("BLOSSOM_API_KEY") {
@@ -743,6 +746,16 @@ pub struct ProviderKeys {
     pub openai: ApiKey,
 }
 
+/// The message of a settings error without DataFusion's "Invalid or Unsupported
+/// Configuration: " prefix, so that wrapping it (naming the variable or flag that set
+/// it) does not repeat the prefix.
+pub fn configuration_message(error: &DataFusionError) -> String {
+    match error {
+        DataFusionError::Configuration(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 struct Preset {
     chat_url: &'static str,
     model: &'static str,
@@ -1016,10 +1029,19 @@ mod tests {
         assert_eq!(set.unwrap().pack_rows, 1);
         let bad =
             BlossomOptions::from_env_with(|k| (k == "BLOSSOM_PACK_ROWS").then(|| "65".into()));
-        let error = bad.unwrap_err().to_string();
-        assert!(
-            error.contains("BLOSSOM_PACK_ROWS") && error.contains("1 to 64"),
-            "{error}"
+        let error = bad.unwrap_err();
+        assert_eq!(
+            configuration_message(&error),
+            "the environment variable BLOSSOM_PACK_ROWS: invalid value '65' for \
+             blossom.pack_rows: must be an integer from 1 to 64"
+        );
+        assert_eq!(
+            error
+                .to_string()
+                .matches("Invalid or Unsupported Configuration")
+                .count(),
+            1,
+            "the prefix once: {error}"
         );
     }
 

@@ -10,8 +10,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
@@ -29,6 +29,9 @@ pub struct SessionStats {
     in_flight: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    uncached_answers: AtomicU64,
+    /// Why the response cache asked for could not be used, once it could not.
+    cache_unavailable: Mutex<Option<String>>,
 }
 
 /// The counters at one moment.
@@ -54,6 +57,10 @@ pub struct StatsSnapshot {
     pub prompt_tokens: u64,
     /// Answer tokens the provider reported.
     pub completion_tokens: u64,
+    /// Answers that would have been written to the response cache but were not, because
+    /// the cache asked for could not be used (another process had it open): each was
+    /// paid for without the cache, and a rerun pays for it again.
+    pub uncached_answers: u64,
 }
 
 impl StatsSnapshot {
@@ -88,6 +95,7 @@ impl StatsSnapshot {
             in_flight: op(self.in_flight, other.in_flight),
             prompt_tokens: op(self.prompt_tokens, other.prompt_tokens),
             completion_tokens: op(self.completion_tokens, other.completion_tokens),
+            uncached_answers: op(self.uncached_answers, other.uncached_answers),
         }
     }
 }
@@ -111,7 +119,28 @@ impl SessionStats {
             in_flight: get(&self.in_flight),
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
+            uncached_answers: get(&self.uncached_answers),
         }
+    }
+
+    /// Why the response cache the session asked for could not be used (e.g. "the
+    /// response cache /x/responses.redb is in use by another process"), if it could not.
+    pub fn cache_unavailable(&self) -> Option<String> {
+        self.cache_unavailable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn cache_refused(&self, why: String) {
+        *self
+            .cache_unavailable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    pub(crate) fn answer_not_cached(&self) {
+        add(&self.uncached_answers, 1);
     }
 
     pub(crate) fn rows_started(&self, n: u64) {

@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
     let args = blossom_sql::cli::Args::parse();
     match blossom_sql::cli::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
+        // Its reader closed stdout (`blossom ... | head -1`): a normal end.
+        Err(e) if e.is_output_closed() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::from(e.code)

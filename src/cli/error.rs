@@ -1,13 +1,18 @@
 //! The errors `blossom` exits with, each with its exit code: 1 a query failed, 2 the
-//! command line is wrong, 3 a limit was exceeded (more failed rows than allowed, or a
-//! query's `blossom.max_requests` / `blossom.max_tokens` budget).
+//! command line (or a setting from the environment) is wrong, 3 a limit was exceeded
+//! (more failed rows than allowed, or a query's `blossom.max_requests` /
+//! `blossom.max_tokens` budget). A closed stdout (`blossom ... | head -1`) is not an
+//! error: it ends the run with exit code 0 and no message.
 
 use std::fmt;
 
 use datafusion::common::DataFusionError;
 
+use super::print::OutputClosed;
 use crate::dispatch::BudgetExceeded;
 
+/// Exit code of a run that ended normally, also when its reader closed stdout early.
+pub const EXIT_OK: u8 = 0;
 /// Exit code of a failed query.
 pub const EXIT_QUERY: u8 = 1;
 /// Exit code of a usage error.
@@ -41,6 +46,26 @@ impl CliError {
         }
     }
 
+    /// A setting from the environment or a flag is wrong: a usage error, with
+    /// DataFusion's "Invalid or Unsupported Configuration" prefix left out (the message
+    /// names the variable or flag and the setting).
+    pub fn setting(error: &DataFusionError) -> Self {
+        Self::usage(crate::config::configuration_message(error))
+    }
+
+    /// Stdout was closed by its reader: the run ends, successfully and silently.
+    pub fn output_closed() -> Self {
+        Self {
+            code: EXIT_OK,
+            message: OutputClosed.to_string(),
+        }
+    }
+
+    /// Whether this is the normal end of a run whose stdout was closed.
+    pub fn is_output_closed(&self) -> bool {
+        self.code == EXIT_OK
+    }
+
     /// A limit set for the run was exceeded.
     pub fn limit(message: impl Into<String>) -> Self {
         Self {
@@ -52,6 +77,9 @@ impl CliError {
 
 impl From<DataFusionError> for CliError {
     fn from(error: DataFusionError) -> Self {
+        if is_output_closed(&error) {
+            return Self::output_closed();
+        }
         match over_budget(&error) {
             Some(exceeded) => Self::limit(exceeded.to_string()),
             None => Self::query(error),
@@ -69,6 +97,18 @@ fn over_budget(error: &DataFusionError) -> Option<&BudgetExceeded> {
         current = error.source();
     }
     None
+}
+
+/// Whether `error` (wherever DataFusion wrapped it) says stdout was closed.
+pub(crate) fn is_output_closed(error: &DataFusionError) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error.downcast_ref::<OutputClosed>().is_some() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 impl fmt::Display for CliError {

@@ -13,11 +13,12 @@ use datafusion::sql::sqlparser::dialect::dialect_from_str;
 
 use super::args::{Args, Command, PrintOptions, ProviderArgs};
 use super::error::CliError;
-use super::print::print_stream;
+use super::print::{is_broken_pipe, print_stream};
 use super::progress::{StatementProgress, summary};
-use super::report::{RunReport, StatementReport, unix_seconds};
+use super::report::{self, RunReport, StatementReport, unix_seconds};
 use super::{convert, repl};
 use crate::BlossomSessionBuilder;
+use crate::config::configuration_message;
 use crate::redact::redact_sql;
 use crate::sim::{SimConfig, Simulator};
 use crate::stats::StatsSnapshot;
@@ -25,6 +26,10 @@ use crate::stats::StatsSnapshot;
 /// Runs `blossom` with parsed arguments: results on stdout, progress and notices on
 /// stderr, the report (if asked) written whatever happens.
 pub async fn run(args: Args) -> Result<(), CliError> {
+    // Before anything runs (and is paid for): the report must be writable.
+    if let Some(path) = &args.report {
+        report::check_writable(path)?;
+    }
     let options = args.print_options();
     let (ctx, _simulator) = session(&args.provider, options.quiet).await?;
     let mut run = Run::new(args.report.clone(), args.max_failed_rows);
@@ -64,8 +69,11 @@ async fn run_scripts(
     for script in &scripts {
         run_sql(ctx, script, options, &mut out, run).await?;
     }
-    out.flush()
-        .map_err(|e| CliError::query(format!("cannot write to stdout: {e}")))
+    match out.flush() {
+        Err(e) if is_broken_pipe(&e) => Err(CliError::output_closed()),
+        Err(e) => Err(CliError::query(format!("cannot write to stdout: {e}"))),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// The session the flags ask for, and the simulator it talks to with `--simulate`
@@ -74,11 +82,15 @@ pub async fn session(
     provider: &ProviderArgs,
     quiet: bool,
 ) -> Result<(SessionContext, Option<Simulator>), CliError> {
-    let mut builder = BlossomSessionBuilder::from_env()?;
+    let mut builder = BlossomSessionBuilder::from_env().map_err(|e| CliError::setting(&e))?;
     for (key, value) in provider.options() {
-        builder = builder
-            .with_option(key, value)
-            .map_err(|e| CliError::usage(format!("--{}: {e}", key.replace('_', "-"))))?;
+        builder = builder.with_option(key, value).map_err(|e| {
+            CliError::usage(format!(
+                "--{}: {}",
+                key.replace('_', "-"),
+                configuration_message(&e)
+            ))
+        })?;
     }
     let simulator = if provider.simulate {
         let config = SimConfig {
@@ -133,16 +145,27 @@ pub async fn run_sql(
         let progress = StatementProgress::start(ctx, !options.quiet);
         let result = execute(ctx, statement, options, out).await;
         let (ai, elapsed) = progress.finish();
+        let no_cache = cache_unavailable(ctx, &ai);
         if !options.quiet
-            && let Some(line) = summary(&ai, elapsed)
+            && let Some(line) = summary(&ai, elapsed, no_cache.as_deref())
         {
             eprintln!("blossom: {line}");
         }
         run.record(text, elapsed, ai, &result);
+        run.cache_unavailable = run.cache_unavailable.take().or(no_cache);
         result.map_err(CliError::from)?;
         run.check_limits()?;
     }
     Ok(())
+}
+
+/// Why the response cache could not be used, when a statement paid for answers
+/// without it.
+fn cache_unavailable(ctx: &SessionContext, ai: &StatsSnapshot) -> Option<String> {
+    if ai.uncached_answers == 0 {
+        return None;
+    }
+    crate::stats::session_stats(ctx).and_then(|stats| stats.cache_unavailable())
 }
 
 async fn execute(
@@ -164,6 +187,8 @@ pub struct Run {
     started: SystemTime,
     clock: Instant,
     statements: Vec<StatementReport>,
+    /// Why the response cache could not be used, once a statement paid without it.
+    cache_unavailable: Option<String>,
 }
 
 impl Run {
@@ -176,6 +201,7 @@ impl Run {
             started: SystemTime::now(),
             clock: Instant::now(),
             statements: Vec::new(),
+            cache_unavailable: None,
         }
     }
 
@@ -191,7 +217,11 @@ impl Run {
             index: self.statements.len() + 1,
             // A key set with SQL never reaches the report.
             sql: redact_sql(&sql).into_owned(),
-            status: if result.is_ok() { "ok" } else { "failed" },
+            status: match result {
+                Ok(_) => "ok",
+                Err(e) if super::error::is_output_closed(e) => "output_closed",
+                Err(_) => "failed",
+            },
             elapsed_ms: elapsed.as_millis() as u64,
             rows: *result.as_ref().unwrap_or(&0),
             ai,
@@ -220,8 +250,13 @@ impl Run {
         }
     }
 
-    /// Ends the run: writes the report (if asked) and returns the run's outcome.
+    /// Ends the run: writes the report (if asked) and returns the run's outcome. A
+    /// closed stdout is a normal end.
     pub fn finish(self, result: Result<(), CliError>) -> Result<(), CliError> {
+        let result = match result {
+            Err(e) if e.is_output_closed() => Ok(()),
+            other => other,
+        };
         if let Some(path) = &self.report_path {
             let report = RunReport {
                 status: if result.is_ok() { "ok" } else { "failed" },
@@ -230,6 +265,12 @@ impl Run {
                 elapsed_ms: self.clock.elapsed().as_millis() as u64,
                 ai: self.ai_totals(),
                 statements: self.statements.clone(),
+                cache_unavailable: self.cache_unavailable.as_ref().map(|why| {
+                    format!(
+                        "{why}; {} answers were paid for without it",
+                        self.ai_totals().uncached_answers
+                    )
+                }),
                 error: result.as_ref().err().map(|e| e.message.clone()),
             };
             report.write(path)?;

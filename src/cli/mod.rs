@@ -14,7 +14,7 @@ mod report;
 pub use args::{
     Args, Command, ConvertArgs, FileFormat, MaxRows, OutputFormat, PrintOptions, ProviderArgs,
 };
-pub use error::{CliError, EXIT_LIMIT, EXIT_QUERY, EXIT_USAGE};
+pub use error::{CliError, EXIT_LIMIT, EXIT_OK, EXIT_QUERY, EXIT_USAGE};
 pub use exec::{Run, run, run_sql, session};
-pub use print::print_stream;
+pub use print::{OutputClosed, print_stream};
 pub use report::{RunReport, StatementReport};

@@ -1,6 +1,9 @@
 //! Printing query results as a table, CSV, a JSON array or newline-delimited JSON.
 //! CSV and JSON stream batch by batch; the table waits for all rows to align them.
+//! A reader that closes the output early (`blossom ... | head -1`) stops the statement
+//! with [`OutputClosed`], which `blossom` treats as a normal end.
 
+use std::fmt;
 use std::io::Write;
 
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
@@ -13,8 +16,71 @@ use futures::StreamExt;
 
 use super::args::{MaxRows, OutputFormat, PrintOptions};
 
+/// The output was closed by its reader (a broken pipe) before every row was printed:
+/// the statement stops, and `blossom` ends normally (exit code 0, no message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputClosed;
+
+impl fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the output was closed before every row was printed")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// Whether an I/O error says the reader of the output has gone.
+pub(crate) fn is_broken_pipe(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// A writer that remembers whether its reader went away: the CSV writer reports I/O
+/// errors as text, so the kind would be lost on the way out.
+struct Watched<'a> {
+    out: &'a mut dyn Write,
+    closed: bool,
+}
+
+impl Watched<'_> {
+    fn seen<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result
+            && is_broken_pipe(error)
+        {
+            self.closed = true;
+        }
+        result
+    }
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.out.write(buf);
+        self.seen(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.out.flush();
+        self.seen(result)
+    }
+}
+
 /// Prints every batch of `stream` to `out` as `options` say; returns the number of rows.
+/// Fails with [`OutputClosed`] (inside a [`DataFusionError::External`]) when the
+/// reader of `out` went away.
 pub async fn print_stream(
+    stream: SendableRecordBatchStream,
+    options: &PrintOptions,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let mut watched = Watched { out, closed: false };
+    let result = print_to(stream, options, &mut watched).await;
+    if watched.closed {
+        return Err(DataFusionError::External(Box::new(OutputClosed)));
+    }
+    result
+}
+
+async fn print_to(
     mut stream: SendableRecordBatchStream,
     options: &PrintOptions,
     out: &mut dyn Write,

@@ -104,10 +104,17 @@ impl Drop for StatementProgress {
 }
 
 /// The one-line summary of a statement that asked a model, e.g.
-/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 cache hits · 0 failed · 5210 tokens · 2.31s`.
-pub(crate) fn summary(ai: &StatsSnapshot, elapsed: Duration) -> Option<String> {
+/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 cache hits · 0 failed · 5210 tokens · 2.31s`,
+/// followed, when the response cache could not be used (`no_cache` says why), by how
+/// many answers were paid for without it:
+/// `· 240 answers paid for without the response cache (the response cache ... is in use by another process)`.
+pub(crate) fn summary(
+    ai: &StatsSnapshot,
+    elapsed: Duration,
+    no_cache: Option<&str>,
+) -> Option<String> {
     (ai.rows > 0 || ai.requests > 0).then(|| {
-        format!(
+        let mut line = format!(
             "{} rows · {} requests ({} retries) · {} dedup hits · {} cache hits · {} failed · {} tokens · {:.2}s",
             ai.rows,
             ai.requests,
@@ -117,6 +124,45 @@ pub(crate) fn summary(ai: &StatsSnapshot, elapsed: Duration) -> Option<String> {
             ai.failed_rows,
             ai.prompt_tokens + ai.completion_tokens,
             elapsed.as_secs_f64()
-        )
+        );
+        if let Some(why) = no_cache.filter(|_| ai.uncached_answers > 0) {
+            line.push_str(&cache_note(ai.uncached_answers, why));
+        }
+        line
     })
+}
+
+/// ` · N answers paid for without the response cache (why)`.
+pub(crate) fn cache_note(answers: u64, why: &str) -> String {
+    format!(" · {answers} answers paid for without the response cache ({why})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_when_answers_were_paid_for_without_the_cache() {
+        let ai = StatsSnapshot {
+            rows: 10,
+            requests: 10,
+            uncached_answers: 7,
+            ..StatsSnapshot::default()
+        };
+        let why = "the response cache /c/responses.redb is in use by another process";
+        let line = summary(&ai, Duration::from_millis(500), Some(why)).expect("a line");
+        assert!(
+            line.ends_with(
+                " · 7 answers paid for without the response cache (the response cache \
+                 /c/responses.redb is in use by another process)"
+            ),
+            "{line}"
+        );
+        let cached = StatsSnapshot {
+            uncached_answers: 0,
+            ..ai
+        };
+        let line = summary(&cached, Duration::from_millis(500), Some(why)).expect("a line");
+        assert!(line.ends_with("0.50s"), "{line}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The run report written by `--report run.json`, for orchestrators: overall status and
-//! exit code, and per statement its SQL, timing, rows, AI metrics and error.
+//! exit code, and per statement its SQL, timing, rows, AI metrics and error. The path
+//! is checked to be writable before anything runs.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +17,8 @@ pub struct StatementReport {
     pub index: usize,
     /// The statement's SQL.
     pub sql: String,
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, or `output_closed` (its reader closed stdout before every row
+    /// was printed, e.g. `| head -1`: the statement stopped there).
     pub status: &'static str,
     /// Wall time, in milliseconds.
     pub elapsed_ms: u64,
@@ -43,8 +45,43 @@ pub struct RunReport {
     pub statements: Vec<StatementReport>,
     /// Everything the run's AI calls did.
     pub ai: StatsSnapshot,
+    /// When the response cache could not be used: why, and how many answers were paid
+    /// for without it (`ai.uncached_answers`).
+    pub cache_unavailable: Option<String>,
     /// The error that ended the run, if any.
     pub error: Option<String>,
+}
+
+/// Fails unless the report can be written at `path`: checked before the run, so that a
+/// wrong path costs no request. A missing directory is made (as the statements would
+/// make `out/` for their own files), an existing file is opened (not changed), and a
+/// missing one is made and removed again.
+pub fn check_writable(path: &Path) -> Result<(), CliError> {
+    let cannot = |why: String| {
+        CliError::usage(format!(
+            "cannot write the report {}: {why}; nothing was run",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(cannot("it is a directory".to_string()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(e.to_string()))?;
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| cannot(e.to_string()));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| cannot(e.to_string()))?;
+    std::fs::remove_file(path).map_err(|e| cannot(e.to_string()))
 }
 
 impl RunReport {
@@ -61,4 +98,35 @@ pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unwritable_report_path_is_refused_and_a_writable_one_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").expect("write");
+        let under_a_file = file.join("run.json");
+        let error = check_writable(&under_a_file).expect_err("no directory can be made");
+        assert_eq!(error.code, super::super::error::EXIT_USAGE);
+        assert!(error.message.contains("run.json"), "{}", error.message);
+        let error = check_writable(dir.path()).expect_err("a directory");
+        assert!(
+            error.message.contains("is a directory"),
+            "{}",
+            error.message
+        );
+        let fresh = dir.path().join("run.json");
+        check_writable(&fresh).expect("writable");
+        assert!(!fresh.exists(), "the check leaves no file");
+        let nested = dir.path().join("out").join("run.json");
+        check_writable(&nested).expect("its directory is made");
+        assert!(nested.parent().expect("a parent").is_dir() && !nested.exists());
+        std::fs::write(&fresh, "old").expect("write");
+        check_writable(&fresh).expect("writable");
+        assert_eq!(std::fs::read_to_string(&fresh).expect("read"), "old");
+    }
 }

@@ -11,8 +11,11 @@
 //! The key is the SHA-256 of the provider's chat URL, the model and the exact request
 //! body; the value is the answer and its token usage, as JSON, with the time it was
 //! stored. Neither holds the API key. Errors are never stored. Answers are written by a
-//! background thread in small transactions (at most [`FLUSH_EVERY`] apart, or every
-//! [`FLUSH_BATCH`] answers), so a killed process loses at most that window.
+//! background thread in small transactions: an answer waits at most [`FLUSH_EVERY`]
+//! before its transaction starts, a transaction holds at most [`FLUSH_BATCH`] answers,
+//! and [`ResponseCache::put`] waits while [`FLUSH_BATCH`] answers are not yet committed,
+//! so the answers a killed process had received but not written are never more than
+//! [`FLUSH_BATCH`].
 //!
 //! redb locks its file for one process. A second process on the same cache gets
 //! [`CacheOpenError::InUse`] and runs uncached; a file that is not a readable redb
@@ -22,7 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,12 +41,9 @@ pub const CACHE_FILE: &str = "responses.redb";
 /// Longest time an answer waits before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Answers that make the writer commit without waiting for [`FLUSH_EVERY`].
+/// Answers that make the writer commit without waiting for [`FLUSH_EVERY`], and the most
+/// answers stored and not yet committed at any time: a store waits for room beyond it.
 pub const FLUSH_BATCH: usize = 64;
-
-/// Most answers written in one transaction: the ones already queued when a batch of
-/// [`FLUSH_BATCH`] is committed are taken along, up to this many.
-const MAX_BACKLOG_BATCH: usize = 4_096;
 
 /// Memory redb may use for its page cache.
 const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -115,12 +115,68 @@ enum Message {
 
 type Pending = Mutex<HashMap<CacheKey, Arc<Vec<u8>>>>;
 
+/// The answers sent to the writer and not yet committed, bounded by [`FLUSH_BATCH`].
+#[derive(Debug, Default)]
+struct Backlog {
+    state: Mutex<BacklogState>,
+    room: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BacklogState {
+    uncommitted: usize,
+    /// The writer is gone: nothing waits for it any more.
+    closed: bool,
+    /// The most answers ever uncommitted at once.
+    high_water: usize,
+}
+
+impl Backlog {
+    /// Waits until there is room for one more answer, and takes it; `false` if the
+    /// writer is gone.
+    fn reserve(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.uncommitted >= FLUSH_BATCH && !state.closed {
+            state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.closed {
+            return false;
+        }
+        state.uncommitted += 1;
+        state.high_water = state.high_water.max(state.uncommitted);
+        true
+    }
+
+    /// `n` answers were committed (or will never be): their room is free again.
+    fn release(&self, n: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.uncommitted = state.uncommitted.saturating_sub(n);
+        drop(state);
+        self.room.notify_all();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.room.notify_all();
+    }
+}
+
+/// Closes the backlog when the writer thread ends, however it ends.
+struct CloseOnExit(Arc<Backlog>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// One open cache file, shared by every session of the process that names it.
 pub struct ResponseCache {
     path: PathBuf,
     db: Arc<Database>,
     /// Answers sent to the writer and not yet committed, readable meanwhile.
     pending: Arc<Pending>,
+    backlog: Arc<Backlog>,
     sender: Mutex<Option<Sender<Message>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -206,20 +262,26 @@ impl ResponseCache {
         };
         let db = Arc::new(db);
         let pending: Arc<Pending> = Arc::default();
+        let backlog: Arc<Backlog> = Arc::default();
         let (sender, receiver) = mpsc::channel();
         let writer = {
             let db = Arc::clone(&db);
             let pending = Arc::clone(&pending);
+            let backlog = Arc::clone(&backlog);
             let file = path.to_path_buf();
             std::thread::Builder::new()
                 .name("blossom-cache-writer".to_string())
-                .spawn(move || write_loop(&db, &pending, &receiver, &file))
+                .spawn(move || {
+                    let _close = CloseOnExit(Arc::clone(&backlog));
+                    write_loop(&db, &pending, &backlog, &receiver, &file);
+                })
                 .map_err(|e| CacheOpenError::Io(path.to_path_buf(), e.to_string()))?
         };
         Ok(Self {
             path: path.to_path_buf(),
             db,
             pending,
+            backlog,
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
         })
@@ -279,7 +341,8 @@ impl ResponseCache {
     }
 
     /// Stores `answer` under `key`; it is readable at once and written within
-    /// [`FLUSH_EVERY`].
+    /// [`FLUSH_EVERY`]. Waits (briefly: one transaction's commit) while [`FLUSH_BATCH`]
+    /// answers are not yet committed, so that a killed process never loses more.
     pub fn put(&self, key: CacheKey, answer: &ChatAnswer) {
         let stored = Stored {
             content: answer.content.clone(),
@@ -295,6 +358,9 @@ impl ResponseCache {
         let bytes = Arc::new(bytes);
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = sender.as_ref() {
+            if !self.backlog.reserve() {
+                return;
+            }
             self.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -304,6 +370,7 @@ impl ResponseCache {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&key);
+                self.backlog.release(1);
             }
         }
     }
@@ -320,6 +387,29 @@ impl ResponseCache {
         if sent {
             let _ = wait.recv();
         }
+    }
+}
+
+#[cfg(test)]
+impl ResponseCache {
+    /// The answers committed to the file (not counting those pending).
+    fn committed(&self) -> u64 {
+        let Ok(txn) = self.db.begin_read() else {
+            return 0;
+        };
+        match txn.open_table(ANSWERS) {
+            Ok(table) => redb::ReadableTableMetadata::len(&table).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// The most answers ever stored and not yet committed at once.
+    fn high_water(&self) -> usize {
+        self.backlog
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .high_water
     }
 }
 
@@ -399,7 +489,13 @@ fn now_ms() -> u64 {
 }
 
 /// The writer thread: commits answers in batches until every sender is gone.
-fn write_loop(db: &Database, pending: &Pending, receiver: &Receiver<Message>, path: &Path) {
+fn write_loop(
+    db: &Database,
+    pending: &Pending,
+    backlog: &Backlog,
+    receiver: &Receiver<Message>,
+    path: &Path,
+) {
     let mut warned = false;
     loop {
         let Ok(first) = receiver.recv() else {
@@ -426,8 +522,8 @@ fn write_loop(db: &Database, pending: &Pending, receiver: &Receiver<Message>, pa
             }
         }
         // Answers that queued up while the last transaction committed (a packed answer
-        // brings many at once) go in this one too, so the writer keeps up.
-        while batch.len() < MAX_BACKLOG_BATCH && flushes.is_empty() {
+        // brings many at once) go in this one too, up to the bound.
+        while batch.len() < FLUSH_BATCH && flushes.is_empty() {
             match receiver.try_recv() {
                 Ok(message) => take(message, &mut batch, &mut flushes),
                 Err(_) => break,
@@ -449,6 +545,8 @@ fn write_loop(db: &Database, pending: &Pending, receiver: &Receiver<Message>, pa
                     pending.remove(key);
                 }
             }
+            drop(pending);
+            backlog.release(batch.len());
         }
         for done in flushes {
             let _ = done.send(());
@@ -528,6 +626,45 @@ mod tests {
         let err = ResponseCache::open(first.path()).unwrap_err();
         assert!(matches!(err, CacheOpenError::InUse(_)), "{err}");
         assert!(err.to_string().contains(CACHE_FILE), "{err}");
+    }
+
+    #[test]
+    fn answers_received_but_not_committed_never_exceed_the_bound() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ResponseCache::open(&dir.path().join(CACHE_FILE)).unwrap());
+        let stored = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let cache = Arc::clone(&cache);
+                let stored = Arc::clone(&stored);
+                std::thread::spawn(move || {
+                    for i in 0..1_500 {
+                        let key = CacheKey::new("u", "m", &format!("{t}-{i}"));
+                        cache.put(key, &answer("positive"));
+                        stored.fetch_add(1, Ordering::SeqCst);
+                        // What a kill now would lose: stored, but not in the file.
+                        let stored = stored.load(Ordering::SeqCst);
+                        let committed = cache.committed();
+                        assert!(
+                            stored <= committed + FLUSH_BATCH as u64,
+                            "{stored} answers stored, only {committed} committed"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(
+            cache.high_water() <= FLUSH_BATCH,
+            "at most {FLUSH_BATCH} uncommitted, saw {}",
+            cache.high_water()
+        );
+        cache.flush();
+        assert_eq!(cache.committed(), 6_000);
     }
 
     #[test]

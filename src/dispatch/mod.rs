@@ -129,6 +129,7 @@ impl Dispatcher {
             Ok(cache) => Some(cache),
             Err(error) => {
                 tracing::warn!("{error}; this session runs without it");
+                self.stats.cache_refused(error.to_string());
                 None
             }
         };

@@ -16,6 +16,8 @@ mod generate;
 mod insights;
 mod options;
 pub mod pack;
+#[cfg(test)]
+mod proptests;
 mod schema;
 mod sentiment;
 mod summarize;

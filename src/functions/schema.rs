@@ -453,12 +453,16 @@ fn parse_field(entry: &str) -> Result<SchemaField, String> {
 }
 
 fn parse_type(text: &str) -> Option<FieldType> {
-    match text.strip_suffix("[]") {
-        Some(element) => ScalarKind::from_name(element.trim_end()).map(FieldType::List),
-        None if text.eq_ignore_ascii_case("DOUBLE PRECISION") => {
-            Some(FieldType::Scalar(ScalarKind::Float64))
+    let kind = |name: &str| {
+        if name.eq_ignore_ascii_case("DOUBLE PRECISION") {
+            Some(ScalarKind::Float64)
+        } else {
+            ScalarKind::from_name(name)
         }
-        None => ScalarKind::from_name(text).map(FieldType::Scalar),
+    };
+    match text.strip_suffix("[]") {
+        Some(element) => kind(element.trim_end()).map(FieldType::List),
+        None => kind(text).map(FieldType::Scalar),
     }
 }
 
@@ -592,7 +596,8 @@ mod tests {
     fn parses_fields_types_and_names() {
         let s = schema(
             " name VARCHAR, qty int, price DOUBLE,\n tags VARCHAR[] , ok BOOLEAN, day date, \
-             \"Unit Price\" real, big BIGINT, xs DOUBLE PRECISION, ys INT []",
+             \"Unit Price\" real, big BIGINT, xs DOUBLE PRECISION, ys INT [], \
+             zs double precision[]",
         );
         let got: Vec<(String, String)> = s
             .fields()
@@ -610,6 +615,7 @@ mod tests {
             ("big", "BIGINT"),
             ("xs", "DOUBLE"),
             ("ys", "INT[]"),
+            ("zs", "DOUBLE[]"),
         ];
         assert_eq!(
             got,

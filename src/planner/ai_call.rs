@@ -803,10 +803,15 @@ impl CallRuntime {
         Some(answer)
     }
 
-    /// Stores an answer in the response cache, if there is one.
+    /// Stores an answer in the response cache, if there is one; counts it as paid for
+    /// without the cache when one was asked for but could not be opened.
     pub(super) fn store(&self, keys: RequestKeys, answer: &ChatAnswer) {
-        if let Some((cache, key)) = keys.cache {
-            cache.put(key, answer);
+        match keys.cache {
+            Some((cache, key)) => cache.put(key, answer),
+            None if self.settings.cache_dir.is_some() => {
+                self.dispatcher.stats().answer_not_cached();
+            }
+            None => {}
         }
     }
 

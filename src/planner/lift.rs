@@ -26,6 +26,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
+use super::staged_copy::{self, StagedCopyExec};
 use crate::functions::AiUdf;
 
 /// Prefix of the columns that hold lifted expressions.
@@ -50,9 +51,15 @@ impl QueryPlanner for LiftAiCalls {
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let lifted = lift(logical_plan.clone())?;
-        DefaultPhysicalPlanner::default()
+        // A COPY to a local path writes to a temporary path, moved into place when done.
+        let (lifted, staging) = staged_copy::stage(lifted)?;
+        let plan = DefaultPhysicalPlanner::default()
             .create_physical_plan(&lifted, session_state)
-            .await
+            .await?;
+        Ok(match staging {
+            Some(staging) => Arc::new(StagedCopyExec::new(plan, staging)),
+            None => plan,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ mod metrics;
 mod packing;
 mod reduce;
 mod rule;
+mod staged_copy;
 
 pub use ai_exec::AiExec;
 pub use lift::{LiftAiCalls, lift};

@@ -114,7 +114,7 @@ impl ChatClient {
 }
 
 /// Reads a chat-completions body; an empty content is [`ProviderError::EmptyAnswer`].
-fn parse_answer(text: &str) -> Result<ChatAnswer, ProviderError> {
+pub(super) fn parse_answer(text: &str) -> Result<ChatAnswer, ProviderError> {
     let parsed: ChatResponse =
         serde_json::from_str(text).map_err(|e| ProviderError::Malformed {
             detail: format!("{e} in {}", excerpt(text)),
@@ -139,7 +139,7 @@ fn parse_answer(text: &str) -> Result<ChatAnswer, ProviderError> {
 
 /// The provider's own words from an error body: `error.message`, `error`, `message`,
 /// or the start of the body.
-fn error_message(body: &str) -> String {
+pub(super) fn error_message(body: &str) -> String {
     let from_json = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {

@@ -4,6 +4,8 @@
 mod client;
 mod embeddings;
 mod error;
+#[cfg(test)]
+pub(crate) mod proptests;
 mod retry_after;
 mod types;
 

@@ -86,8 +86,15 @@ fn httpdate(value: &str) -> Option<SystemTime> {
     let yoe = y - era * 400;
     let doy = (153 * mo + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
+    // A year too far ahead to count in seconds (or to add to the epoch) is no date.
+    let days = era
+        .checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)?;
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -125,5 +132,8 @@ mod tests {
             Some(Duration::ZERO),
             "a date in the past means retry now"
         );
+        // Found by the property tests: years past what a SystemTime holds panicked.
+        assert_eq!(httpdate("Wed, 1 Oct 292277026597 0:0:0 GMT"), None);
+        assert_eq!(httpdate("Wed, 1 Oct 18446744073709551615 0:0:0 GMT"), None);
     }
 }

@@ -252,8 +252,8 @@ async fn a_run_killed_with_sigkill_resumes_without_asking_again() {
     assert_eq!(requests + hits, ROWS as u64, "every row is asked or cached");
     // An answer the provider sent before the kill is lost only if the process had not
     // yet read it (at most one per request in flight) or had read it but not yet
-    // committed it (the writer's open batch plus the one it was committing).
-    let lost_at_most = (MAX_CONCURRENCY + 2 * FLUSH_BATCH) as u64;
+    // committed it (at most FLUSH_BATCH: storing waits for the writer beyond that).
+    let lost_at_most = (MAX_CONCURRENCY + FLUSH_BATCH) as u64;
     assert!(
         requests <= ROWS as u64 - answered_before_kill + lost_at_most,
         "{requests} requests after {answered_before_kill} answered"
@@ -411,4 +411,61 @@ async fn a_packed_run_killed_with_sigkill_resumes_from_its_rows() {
         String::from_utf8_lossy(&resumed.stdout),
         expected_resume_output()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_the_busy_cache_says_so_and_counts_what_it_paid_for() {
+    const ROWS: u64 = 40;
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    // Another process has the cache open: here, this one.
+    let held = ResponseCache::shared(&cache).unwrap();
+    let report = dir.path().join("run.json");
+    let sql = RESUME_QUERY.replace("10000", &ROWS.to_string());
+    let mut command = blossom_command(&["--base-url", &sim.base_url(), "--model", "x"]);
+    command
+        .args(["--format", "csv", "--report"])
+        .arg(&report)
+        .args(["-c", &sql])
+        .env("BLOSSOM_CACHE", &cache);
+    let out = run_to_end(&mut command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = cache.join(CACHE_FILE);
+    let why = format!(
+        "the response cache {} is in use by another process",
+        file.display()
+    );
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("blossom: ") && l.contains(" rows · "))
+        .unwrap_or_else(|| panic!("a summary line: {stderr}"));
+    assert!(
+        summary.ends_with(&format!(
+            " · {ROWS} answers paid for without the response cache ({why})"
+        )),
+        "{summary}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["ai"]["uncached_answers"], ROWS);
+    assert_eq!(json["statements"][0]["ai"]["uncached_answers"], ROWS);
+    assert_eq!(
+        json["cache_unavailable"],
+        format!("{why}; {ROWS} answers were paid for without it")
+    );
+    assert_eq!(sim.stats().requests, ROWS);
+    drop(held);
+
+    // With the cache free, nothing is said and nothing is counted.
+    let out = run_to_end(&mut command);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("without the response cache"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["ai"]["uncached_answers"], 0);
+    assert_eq!(json["cache_unavailable"], serde_json::Value::Null);
 }

@@ -461,3 +461,96 @@ async fn provider_and_output_flags_take_effect() {
     assert_eq!(sim.stats().requests, 5);
     assert!(stderr(&out).is_empty(), "-q: {}", stderr(&out));
 }
+
+#[test]
+fn a_closed_stdout_is_a_normal_end() {
+    use std::io::{BufRead, BufReader};
+
+    for format in ["csv", "ndjson", "json"] {
+        let mut child = blossom_command(&[
+            "-q",
+            "--format",
+            format,
+            "-c",
+            "SELECT v, 'row ' || v AS t FROM generate_series(1, 3000000) AS g(v)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("blossom starts");
+        let mut first = String::new();
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        reader.read_line(&mut first).expect("a first line");
+        assert!(!first.is_empty(), "{format}");
+        // `| head -1`: the reader goes away with most rows unread.
+        drop(reader);
+        let out = child.wait_with_output().expect("blossom ends");
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{format}: no message");
+    }
+}
+
+#[test]
+fn a_bad_setting_in_the_environment_is_a_usage_error_named_once() {
+    for (var, value, message) in [
+        (
+            "BLOSSOM_PACK_ROWS",
+            "lots",
+            "Error: the environment variable BLOSSOM_PACK_ROWS: invalid value 'lots' for \
+             blossom.pack_rows: not a number",
+        ),
+        (
+            "BLOSSOM_PROVIDER",
+            "nope",
+            "Error: the environment variable BLOSSOM_PROVIDER: invalid value 'nope' for \
+             blossom.provider:",
+        ),
+    ] {
+        let out = blossom(&["-c", "SELECT 1"], &[(var, value)]);
+        assert_eq!(out.status.code(), Some(2), "{var}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert_eq!(text.lines().count(), 1, "one message: {text}");
+        assert!(text.starts_with(message), "{text}");
+        assert!(!text.contains("Invalid or Unsupported"), "{text}");
+    }
+    let out = blossom(&["--max-concurrency", "0", "-c", "SELECT 1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .starts_with("Error: --max-concurrency: invalid value '0' for blossom.max_concurrency"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_report_is_refused_before_anything_is_paid_for() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let under_a_file = file.join("run.json");
+    for report in [under_a_file.as_path(), dir.path()] {
+        let out = blossom(
+            &[
+                "--base-url",
+                &sim.base_url(),
+                "--model",
+                "x",
+                "--report",
+                report.to_str().unwrap(),
+                "-c",
+                "SELECT sentiment('great, fast and cheap') AS s",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("cannot write the report {}", report.display())),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "the query did not run");
+    }
+    assert_eq!(sim.stats().requests, 0, "nothing was paid for");
+}

@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod common;
 mod convert;
+mod copy;
 mod dispatch;
 mod errors;
 mod estimate;
