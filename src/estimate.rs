@@ -135,9 +135,15 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
         QueryBudget::default(),
         Arc::new(MetricsLog::default()),
     ));
-    let config = state.config().clone().with_extension(Arc::new(DryRun {
-        query: Arc::clone(&query),
-    }));
+    // The copy shares the session's catalogs: it must not register a fresh default
+    // catalog over the one holding the session's tables.
+    let config = state
+        .config()
+        .clone()
+        .with_create_default_catalog_and_schema(false)
+        .with_extension(Arc::new(DryRun {
+            query: Arc::clone(&query),
+        }));
     let dry = SessionStateBuilder::new_from_existing(state.clone())
         .with_config(config)
         .build();
