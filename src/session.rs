@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::catalog::MemoryCatalogProviderList;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider,
+};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -150,10 +153,10 @@ impl BlossomSessionBuilder {
         // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv', but only
         // names that look like paths (a table named data never reads a data/ folder).
         let files = Arc::new(FileTables::default());
-        let catalogs = FileTableCatalogList::new(
-            Arc::new(MemoryCatalogProviderList::new()),
-            Arc::clone(&files),
-        );
+        let catalogs = FileTableCatalogList::new(default_catalogs(&config)?, Arc::clone(&files));
+        // The default catalog exists already: a state rebuilt from this one with its
+        // config (as blossom_estimate's dry run is) must not replace it, and its tables.
+        let config = config.with_create_default_catalog_and_schema(false);
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(Arc::new(catalogs))
@@ -176,6 +179,20 @@ impl BlossomSessionBuilder {
         ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
     }
+}
+
+/// A catalog list holding the default catalog and schema (`datafusion.public`, or as
+/// `config` names them), as DataFusion creates them.
+fn default_catalogs(config: &SessionConfig) -> Result<Arc<dyn CatalogProviderList>> {
+    let options = &config.options().catalog;
+    let schema = MemoryCatalogProvider::new();
+    schema.register_schema(
+        &options.default_schema,
+        Arc::new(MemorySchemaProvider::new()),
+    )?;
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(options.default_catalog.clone(), Arc::new(schema));
+    Ok(Arc::new(catalogs))
 }
 
 #[cfg(test)]

@@ -202,7 +202,9 @@ fn check_csv_quotes(name: &str, path: &Path, state: &SessionState) -> Result<()>
         );
     }
     if let Some((from, to)) = scan.first_multiline
-        && options.newlines_in_values != Some(true)
+        && !options
+            .newlines_in_values
+            .unwrap_or(state.config_options().catalog.newlines_in_values)
     {
         tracing::warn!(
             "{name}: {} quoted value(s) hold line breaks, the first from line {from} to \
