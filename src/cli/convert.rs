@@ -575,22 +575,7 @@ impl Drop for TempOutput {
             return;
         }
         // The file itself, and the object store's staging files (`<temp>#<n>`).
-        let (Some(dir), Some(name)) = (self.temp.parent(), self.temp.file_name()) else {
-            return;
-        };
-        let name = name.to_string_lossy();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(name.as_ref())
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        crate::planner::remove_with_staging_files(&self.temp);
     }
 }
 

@@ -16,3 +16,4 @@ mod staged_copy;
 pub use ai_exec::AiExec;
 pub use lift::{LiftAiCalls, lift};
 pub use rule::PlanAiCalls;
+pub(crate) use staged_copy::remove_with_staging_files;

@@ -156,22 +156,7 @@ impl Staging {
             let _ = std::fs::remove_dir_all(&self.temp);
             return;
         }
-        let (Some(dir), Some(name)) = (self.temp.parent(), self.temp.file_name()) else {
-            return;
-        };
-        let name = name.to_string_lossy();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(name.as_ref())
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        remove_with_staging_files(&self.temp);
     }
 }
 
@@ -318,6 +303,27 @@ impl ExecutionPlan for StagedCopyExec {
         };
         let stream = futures::stream::once(done).try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Removes the file `path` and the object store's staging files next to it
+/// (`<path>#<n>`), ignoring what is already gone.
+pub(crate) fn remove_with_staging_files(path: &std::path::Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(name.as_ref())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
