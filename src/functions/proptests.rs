@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::temporal_conversions::date32_to_datetime;
 use datafusion::common::ScalarValue;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -154,16 +155,9 @@ fn schema_literal() -> impl Strategy<Value = (String, Vec<(String, FieldType)>)>
 
 /// `days` after 1970-01-01 as `YYYY-MM-DD`.
 fn iso(days: i32) -> String {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    date32_to_datetime(days)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 /// A JSON value of `kind` as a model would answer it, and the value it must cast to.
