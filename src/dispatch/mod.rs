@@ -266,19 +266,20 @@ impl Dispatcher {
             max_probe_delay: settings.retry_max_backoff,
         };
         let stop = observer.stop();
-        let stopped = |reason| CallError::Stopped(reason);
         let mut backoff = Backoff::new(settings);
         // Attempts sent, and those that count against `max_retries`: under
         // `on_error = 'null'` an attempt that fails while the breaker is open is the
         // outage's, not the row's, and does not count.
         let mut attempts = 0;
         let mut counted = 0;
-        let _slot = unless_stopped(stop, limits.slot()).await.map_err(stopped)?;
+        let _slot = unless_stopped(stop, limits.slot())
+            .await
+            .map_err(CallError::Stopped)?;
         loop {
             let admission = match unless_stopped(stop, breaker.admit(&breaker_settings)).await {
-                Err(reason) => return Err(stopped(reason)),
+                Err(reason) => return Err(CallError::Stopped(reason)),
                 Ok(Err(too_long)) => {
-                    return Err(stopped(outage_stop(
+                    return Err(CallError::Stopped(outage_stop(
                         stop,
                         &breaker,
                         attempt.url,
@@ -333,7 +334,9 @@ impl Dispatcher {
             .instrument(span);
             // A stop drops the attempt in flight: its connection is closed, so the
             // provider stops working on it.
-            let result = unless_stopped(stop, sent).await.map_err(stopped)??;
+            let result = unless_stopped(stop, sent)
+                .await
+                .map_err(CallError::Stopped)??;
             let error = match result {
                 Ok((answer, _)) => {
                     breaker.succeeded();
@@ -346,7 +349,7 @@ impl Dispatcher {
                 // whatever `on_error` says.
                 tracing::debug!(url = %attempt.url, "the provider refuses the account: {error}");
                 let reason = StopReason::Refused(error.to_string());
-                return Err(stopped(stop_with(stop, reason)));
+                return Err(CallError::Stopped(stop_with(stop, reason)));
             }
             let open = breaker.failed(admission, &error, &breaker_settings);
             if open && error.is_retryable() && settings.on_error == OnError::Null {
@@ -387,7 +390,7 @@ impl Dispatcher {
             );
             unless_stopped(stop, tokio::time::sleep(wait))
                 .await
-                .map_err(stopped)?;
+                .map_err(CallError::Stopped)?;
         }
     }
 }
