@@ -8,8 +8,8 @@
 //! ```
 
 use blossom_sql::BlossomSessionBuilder;
+use blossom_sql::observe::session_stats;
 use blossom_sql::sim::{SimConfig, Simulator};
-use blossom_sql::stats::session_stats;
 use datafusion::common::{DataFusionError, Result};
 
 const PIPELINE: &str = "

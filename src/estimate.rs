@@ -23,24 +23,10 @@ use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
 
-use crate::dispatch::QueryBudget;
 use crate::dispatch::budget::CHARS_PER_TOKEN;
-use crate::planner::AiExec;
-use crate::query_metrics::{MetricsLog, QueryMetrics};
-
-/// Marks a session state whose AI operators only estimate: answers come from the
-/// response cache or are NULL, nothing is sent, and the counts go to [`Self::query`].
-#[derive(Debug)]
-pub struct DryRun {
-    query: Arc<QueryMetrics>,
-}
-
-impl DryRun {
-    /// Where the dry run's counts go.
-    pub fn query(&self) -> &Arc<QueryMetrics> {
-        &self.query
-    }
-}
+use crate::execution::{AiExec, DryRun};
+use crate::observe::query_metrics::Snapshot;
+use crate::observe::{MetricsLog, QueryMetrics};
 
 /// `blossom_estimate('<query>')`: the requests a query would send, without sending any.
 ///
@@ -130,20 +116,14 @@ impl TableProvider for Estimate {
 /// Runs `sql` as a dry run on a copy of `state` and counts what it would send.
 async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
     let plan = query_of(state.create_logical_plan(sql).await?)?;
-    let query = Arc::new(QueryMetrics::new(
-        0,
-        QueryBudget::default(),
-        Arc::new(MetricsLog::default()),
-    ));
+    let query = Arc::new(QueryMetrics::new(0, Arc::new(MetricsLog::default())));
     // The copy shares the session's catalogs: it must not register a fresh default
     // catalog over the one holding the session's tables.
     let config = state
         .config()
         .clone()
         .with_create_default_catalog_and_schema(false)
-        .with_extension(Arc::new(DryRun {
-            query: Arc::clone(&query),
-        }));
+        .with_extension(Arc::new(DryRun::new(Arc::clone(&query))));
     let dry = SessionStateBuilder::new_from_existing(state.clone())
         .with_config(config)
         .build();
@@ -170,7 +150,7 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
                 .filter(|(f, _)| *f == function)
                 .any(|(_, below)| below.iter().any(|b| unanswered(b)))
     };
-    let count = |f: fn(&crate::query_metrics::Snapshot) -> u64| {
+    let count = |f: fn(&Snapshot) -> u64| {
         Arc::new(UInt64Array::from_iter_values(snapshots.iter().map(f))) as ArrayRef
     };
     let columns: Vec<ArrayRef> = vec![

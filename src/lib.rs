@@ -13,17 +13,17 @@
 pub mod cli;
 pub mod config;
 pub mod dispatch;
-pub mod error_log;
+pub mod error_class;
 pub mod estimate;
+pub mod execution;
 pub mod file_tables;
 pub mod functions;
-pub mod planner;
+pub mod observe;
+pub mod planning;
 pub mod provider;
-pub mod query_metrics;
 pub mod redact;
 mod session;
 pub mod sim;
-pub mod stats;
 
 pub use config::{ApiKey, BlossomOptions, OnError, ProviderPreset, ProviderSettings};
 pub use session::BlossomSessionBuilder;

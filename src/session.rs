@@ -15,14 +15,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
-use crate::error_log::{ErrorLog, ErrorsTable};
 use crate::estimate::EstimateTable;
+use crate::execution::AiServices;
 use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
-use crate::planner::{LiftAiCalls, PlanAiCalls};
-use crate::query_metrics::{MetricsLog, MetricsTable};
+use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats};
+use crate::planning::{LiftAiCalls, PlanAiCalls};
 use crate::sim::Simulator;
-use crate::stats::SessionStats;
 
 /// The model name sessions ask the simulator for.
 const SIMULATOR_MODEL: &str = "blossom-sim";
@@ -134,21 +133,25 @@ impl BlossomSessionBuilder {
         let metrics = Arc::new(MetricsLog::default());
         let dispatcher = Dispatcher::new(Arc::clone(&stats))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // What AI operators run with, taken from the session at execute time.
+        let services = AiServices::new(
+            Arc::new(dispatcher),
+            Arc::clone(&errors),
+            Arc::clone(&metrics),
+            Arc::clone(&stats),
+        );
         let config = self
             .config
             .with_information_schema(true)
             .with_option_extension(self.options)
             .with_extension(stats)
             .with_extension(Arc::clone(&errors))
-            .with_extension(Arc::clone(&metrics));
+            .with_extension(Arc::clone(&metrics))
+            .with_extension(Arc::new(services));
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-            vec![Arc::new(PlanAiCalls::new(
-                Arc::new(dispatcher),
-                Arc::clone(&errors),
-                Arc::clone(&metrics),
-            ))];
+            vec![Arc::new(PlanAiCalls::new())];
         rules.extend(PhysicalOptimizer::new().rules);
         // Lets queries name files directly: SELECT ... FROM 'data/reviews.csv', but only
         // names that look like paths (a table named data never reads a data/ folder).

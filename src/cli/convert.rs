@@ -575,7 +575,7 @@ impl Drop for TempOutput {
             return;
         }
         // The file itself, and the object store's staging files (`<temp>#<n>`).
-        crate::planner::remove_with_staging_files(&self.temp);
+        crate::execution::remove_with_staging_files(&self.temp);
     }
 }
 

@@ -19,9 +19,9 @@ use super::report::{self, RunReport, StatementReport, unix_seconds};
 use super::{convert, repl};
 use crate::BlossomSessionBuilder;
 use crate::config::configuration_message;
+use crate::observe::StatsSnapshot;
 use crate::redact::redact_sql;
 use crate::sim::{SimConfig, Simulator};
-use crate::stats::StatsSnapshot;
 
 /// Runs `blossom` with parsed arguments: results on stdout, progress and notices on
 /// stderr, the report (if asked) written whatever happens.
@@ -165,7 +165,7 @@ fn cache_unavailable(ctx: &SessionContext, ai: &StatsSnapshot) -> Option<String>
     if ai.uncached_answers == 0 {
         return None;
     }
-    crate::stats::session_stats(ctx).and_then(|stats| stats.cache_unavailable())
+    crate::observe::session_stats(ctx).and_then(|stats| stats.cache_unavailable())
 }
 
 async fn execute(

@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::stats::{SessionStats, StatsSnapshot, session_stats};
+use crate::observe::{SessionStats, StatsSnapshot, session_stats};
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);

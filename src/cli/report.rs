@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::error::CliError;
-use crate::stats::StatsSnapshot;
+use crate::observe::StatsSnapshot;
 
 /// One statement of the run.
 #[derive(Debug, Clone, Serialize)]

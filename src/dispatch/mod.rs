@@ -1,18 +1,32 @@
-//! The call runtime every AI function of a session submits to: a shared cap on
-//! requests in flight, a shared requests-per-minute limit, retries with backoff, and
-//! single-flight deduplication of identical requests within a query, and the persistent
-//! response cache (`blossom.cache`) that answers repeated requests across queries and
-//! processes, and per-query budgets. It knows chat requests, not SQL.
+//! The request pipeline: everything between an AI call's rows and the provider, in one
+//! order. A request goes through
+//!
+//! 1. the query's memo ([`QueryMemo`]): identical requests of a query are sent once;
+//! 2. the response cache ([`ResponseCache`], `blossom.cache`): answers kept across
+//!    queries and processes;
+//! 3. packing ([`packing`]) or embedding batches ([`embedding`]): rows that share an
+//!    instruction go several to a request;
+//! 4. the query's budget ([`QueryBudget`]): an attempt that would go over is not sent;
+//! 5. the endpoint's limits: `blossom.max_concurrency` in flight, `requests_per_minute`,
+//!    a provider-asked pause, and its circuit breaker;
+//! 6. retries with backoff;
+//! 7. the [`Provider`] (the OpenAI-compatible client by default);
+//!
+//! and its answer goes back the same way, to be parsed by the AI function. It knows
+//! requests, not SQL: [`CallScope`] is the entry for one call's rows.
 
 mod breaker;
 pub(crate) mod budget;
 mod cache;
+mod claim;
+pub mod embedding;
 mod error;
 mod json_format;
 mod limits;
 mod memo;
-mod observer;
+pub mod packing;
 mod retry;
+mod scope;
 mod stop;
 
 use std::collections::HashMap;
@@ -26,20 +40,35 @@ pub use budget::{BudgetExceeded, QueryBudget, Reservation};
 pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, ResponseCache};
 pub use error::CallError;
 pub use memo::QueryMemo;
-pub use observer::{CallObserver, Unobserved};
+pub use packing::{PackControl, Validate};
+pub use scope::{AnswerResult, CallScope};
 pub use stop::{QueryStop, StopReason};
 
 use crate::config::{OnError, ProviderSettings};
+use crate::error_class::ErrorClass;
+use crate::observe::{CallObserver, SessionStats};
 use crate::provider::{
-    ChatAnswer, ChatClient, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
-    TokenUsage,
+    ChatAnswer, ChatClient, ChatRequest, EmbeddingAnswer, EmbeddingRequest, Provider,
+    ProviderError, TokenUsage,
 };
-use crate::stats::SessionStats;
 use breaker::{Breaker, BreakerSettings, OutageTooLong};
 use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode, refuses_json_schema};
 use limits::Limits;
 use retry::Backoff;
 use stop::unless_stopped;
+
+/// Answers of one query, deduplicated by request.
+pub type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
+
+/// The query a request is sent for: what it may spend, and its stop signal (once given,
+/// no attempt of the query is sent and those in flight are dropped).
+#[derive(Debug, Clone, Default)]
+pub struct QueryControl {
+    /// The query's spending so far, against its limits.
+    pub budget: Arc<QueryBudget>,
+    /// Given once the query cannot succeed.
+    pub stop: Arc<QueryStop>,
+}
 
 /// A request answered, and the attempts it took.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +82,10 @@ pub struct Answered<T = ChatAnswer> {
 /// The session-wide dispatcher. Cloning the `Arc` shares its limits.
 #[derive(Debug)]
 pub struct Dispatcher {
-    client: ChatClient,
-    limits: Mutex<Option<Arc<Limits>>>,
+    provider: Arc<dyn Provider>,
+    /// The limits of each provider endpoint (scheme, host and port), shared by every
+    /// query of the session.
+    limits: Mutex<HashMap<String, Arc<Limits>>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     cache: Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
@@ -70,16 +101,23 @@ struct OpenCache {
 }
 
 impl Dispatcher {
-    /// A dispatcher with its own connection pool, counting its work in `stats`.
+    /// A dispatcher sending through the OpenAI-compatible client, with its own
+    /// connection pool; session-wide events (a cache that cannot be opened) go to
+    /// `stats`.
     pub fn new(stats: Arc<SessionStats>) -> Result<Self, ProviderError> {
-        Ok(Self {
-            client: ChatClient::new()?,
-            limits: Mutex::new(None),
+        Ok(Self::with_provider(Arc::new(ChatClient::new()?), stats))
+    }
+
+    /// A dispatcher sending through `provider`.
+    pub fn with_provider(provider: Arc<dyn Provider>, stats: Arc<SessionStats>) -> Self {
+        Self {
+            provider,
+            limits: Mutex::default(),
             breakers: Mutex::default(),
             cache: Mutex::new(None),
             stats,
             json_schema_refusals: JsonSchemaRefusals::default(),
-        })
+        }
     }
 
     /// The session's counters.
@@ -87,21 +125,26 @@ impl Dispatcher {
         &self.stats
     }
 
-    /// The limits matching `settings`, made anew when the concurrency or rate settings
-    /// changed (requests already in flight finish under the old ones).
-    fn limits_for(&self, settings: &ProviderSettings) -> Arc<Limits> {
-        let mut current = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        match current.as_ref() {
-            Some(limits) if limits.matches(settings) => Arc::clone(limits),
-            _ => {
-                let limits = Arc::new(Limits::new(
-                    settings.max_concurrency,
-                    settings.requests_per_minute,
-                ));
-                *current = Some(Arc::clone(&limits));
-                limits
-            }
-        }
+    /// The limits of the endpoint `url` belongs to, set to `settings`.
+    ///
+    /// One endpoint has one set of limits, whatever query asks: every request to it,
+    /// from any query of the session, takes a slot of the same cap. A query whose
+    /// `max_concurrency` or `requests_per_minute` differs from the one in force sets
+    /// them for the endpoint: a larger cap frees slots at once, a smaller one takes
+    /// effect as requests in flight finish. So the provider never sees more requests in
+    /// flight than the largest cap of the queries running, nor a faster start rate than
+    /// the fastest of them.
+    fn limits_for(&self, url: &str, settings: &ProviderSettings) -> Arc<Limits> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let endpoint = limits::endpoint_of(url);
+        let limits = Arc::clone(limits.entry(endpoint).or_insert_with(|| {
+            Arc::new(Limits::new(
+                settings.max_concurrency,
+                settings.requests_per_minute,
+            ))
+        }));
+        limits.set(settings.max_concurrency, settings.requests_per_minute);
+        limits
     }
 
     /// The circuit breaker of the endpoint `url`, shared by the session's queries.
@@ -154,10 +197,11 @@ impl Dispatcher {
         &self,
         settings: &ProviderSettings,
         request: &ChatRequest,
+        query: &QueryControl,
         observer: &dyn CallObserver,
     ) -> Result<Answered, CallError> {
         let url = &settings.chat_url;
-        let result = self.send_chat(settings, request, observer).await;
+        let result = self.send_chat(settings, request, query, observer).await;
         match result {
             Err(CallError::Failed { attempts, error })
                 if asks_json_schema(request) && refuses_json_schema(&error) =>
@@ -167,7 +211,7 @@ impl Dispatcher {
                     "the provider refuses JSON schemas ({error}); asking in JSON object mode"
                 );
                 self.json_schema_refusals.remember(url);
-                let fallback = self.send_chat(settings, request, observer).await;
+                let fallback = self.send_chat(settings, request, query, observer).await;
                 fallback.map(|answered| Answered {
                     attempts: answered.attempts + attempts,
                     ..answered
@@ -183,6 +227,7 @@ impl Dispatcher {
         &self,
         settings: &ProviderSettings,
         request: &ChatRequest,
+        query: &QueryControl,
         observer: &dyn CallObserver,
     ) -> Result<Answered, CallError> {
         let attempt = Attempt {
@@ -191,12 +236,12 @@ impl Dispatcher {
             prompt_chars: request.prompt_chars(),
             max_answer_tokens: request.max_tokens,
         };
-        self.attempts(settings, attempt, observer, || async {
+        self.attempts(settings, attempt, query, observer, || async {
             let object_mode =
                 asks_json_schema(request) && self.json_schema_refusals.refused(&settings.chat_url);
             let fallback = object_mode.then(|| in_json_object_mode(request));
             let answer = self
-                .client
+                .provider
                 .complete(
                     &settings.chat_url,
                     &settings.api_key,
@@ -220,6 +265,7 @@ impl Dispatcher {
         &self,
         settings: &ProviderSettings,
         request: &EmbeddingRequest,
+        query: &QueryControl,
         observer: &dyn CallObserver,
     ) -> Result<Answered<EmbeddingAnswer>, CallError> {
         let attempt = Attempt {
@@ -228,9 +274,9 @@ impl Dispatcher {
             prompt_chars: request.input_chars(),
             max_answer_tokens: None,
         };
-        self.attempts(settings, attempt, observer, || async {
+        self.attempts(settings, attempt, query, observer, || async {
             let answer = self
-                .client
+                .provider
                 .embed(
                     &settings.embeddings_url,
                     &settings.api_key,
@@ -250,6 +296,7 @@ impl Dispatcher {
         &self,
         settings: &ProviderSettings,
         attempt: Attempt<'_>,
+        query: &QueryControl,
         observer: &dyn CallObserver,
         send: F,
     ) -> Result<Answered<T>, CallError>
@@ -257,7 +304,7 @@ impl Dispatcher {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(T, Option<TokenUsage>), ProviderError>>,
     {
-        let limits = self.limits_for(settings);
+        let limits = self.limits_for(attempt.url, settings);
         let breaker = self.breaker_for(attempt.url);
         let breaker_settings = BreakerSettings {
             failures: settings.breaker_failures,
@@ -265,7 +312,7 @@ impl Dispatcher {
             probe_delay: settings.retry_initial_backoff,
             max_probe_delay: settings.retry_max_backoff,
         };
-        let stop = observer.stop();
+        let stop = Some(&*query.stop);
         let mut backoff = Backoff::new(settings);
         // Attempts sent, and those that count against `max_retries`: under
         // `on_error = 'null'` an attempt that fails while the breaker is open is the
@@ -302,20 +349,18 @@ impl Dispatcher {
                 if !throttled.is_zero() {
                     observer.throttled(throttled);
                 }
-                let reservation =
-                    observer::reserve(observer, attempt.prompt_chars, attempt.max_answer_tokens)
-                        .map_err(CallError::OverBudget)?;
-                let in_flight = InFlight::start(&self.stats, attempts > 1);
+                let reservation = query
+                    .budget
+                    .reserve(attempt.prompt_chars, attempt.max_answer_tokens)
+                    .map_err(CallError::OverBudget)?;
+                let in_flight = InFlight::start(observer, attempts > 1);
                 let started = std::time::Instant::now();
                 let result = send().await;
                 let latency = started.elapsed();
                 let usage = result.as_ref().ok().and_then(|(_, usage)| *usage);
-                if let (Some(budget), Some(reservation)) = (observer.budget(), reservation) {
-                    budget.settle(reservation, usage);
-                }
-                observer.attempt_finished(latency, usage, result.as_ref().err());
+                query.budget.settle(reservation, usage);
+                in_flight.finish(latency, usage, result.as_ref().err());
                 let usage = usage.unwrap_or_default();
-                in_flight.finish(usage);
                 match &result {
                     Ok(_) => tracing::debug!(
                         latency_ms = latency.as_millis() as u64,
@@ -325,7 +370,7 @@ impl Dispatcher {
                     ),
                     Err(error) => tracing::debug!(
                         latency_ms = latency.as_millis() as u64,
-                        class = error.class(),
+                        class = error.class().as_str(),
                         "failed: {error}"
                     ),
                 }
@@ -365,7 +410,7 @@ impl Dispatcher {
                 tracing::debug!(
                     url = %attempt.url,
                     attempts,
-                    class = error.class(),
+                    class = error.class().as_str(),
                     "request failed for good: {error}"
                 );
                 return Err(CallError::Failed { attempts, error });
@@ -378,13 +423,13 @@ impl Dispatcher {
                 None => backoff.next_delay(),
             };
             observer.retrying(error.class());
-            if error.class() == "rate_limited" {
+            if error.class() == ErrorClass::RateLimited {
                 observer.throttled(wait);
             }
             tracing::debug!(
                 url = %attempt.url,
                 attempt = attempts,
-                class = error.class(),
+                class = error.class().as_str(),
                 wait_ms = wait.as_millis() as u64,
                 "retrying after: {error}"
             );
@@ -425,29 +470,37 @@ fn outage_stop(
     reason
 }
 
-/// A request counted in flight in the session's stats until it finishes or is dropped.
+/// An attempt in flight, reported to the observer when it starts and when it finishes or
+/// is dropped.
 struct InFlight<'a> {
-    stats: &'a SessionStats,
+    observer: &'a dyn CallObserver,
     done: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn start(stats: &'a SessionStats, retry: bool) -> Self {
-        stats.request_started(retry);
-        Self { stats, done: false }
+    fn start(observer: &'a dyn CallObserver, retry: bool) -> Self {
+        observer.attempt_started(retry);
+        Self {
+            observer,
+            done: false,
+        }
     }
 
-    fn finish(mut self, usage: TokenUsage) {
+    fn finish(
+        mut self,
+        latency: std::time::Duration,
+        usage: Option<TokenUsage>,
+        error: Option<&ProviderError>,
+    ) {
         self.done = true;
-        self.stats
-            .request_finished(usage.prompt_tokens, usage.completion_tokens);
+        self.observer.attempt_finished(latency, usage, error);
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.stats.request_finished(0, 0);
+            self.observer.attempt_dropped();
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The AI functions, one per file: each holds its prompt, its return type and its answer
-//! parser. They know nothing of HTTP; [`crate::planner`] runs them through the
+//! parser. They know nothing of HTTP; [`crate::execution`] runs them through the
 //! [`crate::dispatch::Dispatcher`].
 
 mod ai_filter;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error_class::ErrorClass;
+
 /// One failed attempt at a chat request. Messages name the endpoint but never a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderError {
@@ -76,17 +78,25 @@ impl ProviderError {
         }
     }
 
-    /// A short, stable name for the class of failure (for logs and metrics).
-    pub fn class(&self) -> &'static str {
+    /// The HTTP status the provider answered with, if it answered (for the error log).
+    pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Status { status: 429, .. } => "rate_limited",
-            Self::Status { status, .. } if *status >= 500 => "server_error",
-            Self::Status { .. } => "client_error",
-            Self::Timeout { .. } => "timeout",
-            Self::Connect { .. } => "connect",
-            Self::Transport { .. } => "transport",
-            Self::Malformed { .. } => "malformed",
-            Self::EmptyAnswer => "empty_answer",
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The class of failure (for logs and metrics).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Status { status: 429, .. } => ErrorClass::RateLimited,
+            Self::Status { status, .. } if *status >= 500 => ErrorClass::ServerError,
+            Self::Status { .. } => ErrorClass::ClientError,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Connect { .. } => ErrorClass::Connect,
+            Self::Transport { .. } => ErrorClass::Transport,
+            Self::Malformed { .. } => ErrorClass::Malformed,
+            Self::EmptyAnswer => ErrorClass::EmptyAnswer,
         }
     }
 }

@@ -7,6 +7,7 @@ mod error;
 #[cfg(test)]
 pub(crate) mod proptests;
 mod retry_after;
+mod seam;
 mod types;
 
 pub use client::ChatClient;
@@ -14,4 +15,5 @@ pub(crate) use client::truncate_chars;
 pub use embeddings::{EmbeddingAnswer, EmbeddingRequest};
 pub use error::ProviderError;
 pub use retry_after::parse_retry_after;
+pub use seam::Provider;
 pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars};

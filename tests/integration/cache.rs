@@ -7,8 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use blossom_sql::dispatch::{CACHE_FILE, FLUSH_BATCH, ResponseCache};
+use blossom_sql::observe::session_stats;
 use blossom_sql::sim::{FaultConfig, SimConfig, Simulator, sentiment_label};
-use blossom_sql::stats::session_stats;
 use datafusion::prelude::SessionContext;
 
 use crate::common::*;

@@ -2,8 +2,8 @@
 //! gets exactly the value its own request gets; answers from packs are cached per row,
 //! so a later unpacked run asks nothing; a run over budget stops mid-way with packs too.
 
+use blossom_sql::observe::session_stats;
 use blossom_sql::sim::{FaultConfig, SimConfig};
-use blossom_sql::stats::session_stats;
 
 use crate::common::*;
 

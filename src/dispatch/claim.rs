@@ -8,10 +8,9 @@ use futures::future::{BoxFuture, join_all};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::ai_call::{AnswerResult, CallRuntime, RequestKeys};
-use crate::dispatch::CallError;
+use super::CallError;
+use super::scope::{AnswerResult, CallScope, RequestKeys};
 use crate::provider::{ChatAnswer, ProviderError};
-use crate::query_metrics::FunctionMetrics;
 
 /// A row's claim: the future of its answer, and, when nothing answers it yet (no earlier
 /// request of the query, no cached answer), the duty to get it answered.
@@ -28,9 +27,9 @@ pub(super) struct Ask {
 
 impl Ask {
     /// Answers the claimed request (storing a success in the response cache).
-    pub(super) fn answer(self, runtime: &CallRuntime, result: Result<ChatAnswer, CallError>) {
+    pub(super) fn answer(self, scope: &CallScope, result: Result<ChatAnswer, CallError>) {
         if let Ok(answer) = &result {
-            runtime.store(self.keys, answer);
+            scope.store(self.keys, answer);
         }
         // The row's future is gone only if the query was abandoned.
         let _ = self.sender.send(result);
@@ -39,9 +38,9 @@ impl Ask {
 
 /// Claims the request with `keys`, counting the row as a dedup hit, a unique prompt, and
 /// a cache hit as it turns out.
-pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &FunctionMetrics) -> Claim {
+pub(super) fn claim(scope: &CallScope, keys: RequestKeys) -> Claim {
     let (sender, receiver) = oneshot::channel();
-    let (answer, shared) = runtime.memo.claim(keys.memo.clone(), async move {
+    let (answer, shared) = scope.memo.claim(keys.memo.clone(), async move {
         receiver.await.unwrap_or_else(|_| {
             Err(CallError::Failed {
                 attempts: 0,
@@ -53,11 +52,11 @@ pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &Function
     });
     let answer = answer.boxed();
     if shared {
-        runtime.shared_answer(metrics);
+        scope.events.dedup_hit();
         return Claim { answer, ask: None };
     }
-    metrics.unique_prompt();
-    if let Some(cached) = runtime.cached(&keys, metrics) {
+    scope.events.unique_prompt();
+    if let Some(cached) = scope.cached(&keys) {
         let _ = sender.send(Ok(cached));
         return Claim { answer, ask: None };
     }
@@ -68,12 +67,8 @@ pub(super) fn claim(runtime: &CallRuntime, keys: RequestKeys, metrics: &Function
 }
 
 /// Starts `task` (answering claimed requests) on its own, in the call's span.
-pub(super) fn spawn(
-    task: BoxFuture<'static, ()>,
-    runtime: &CallRuntime,
-    metrics: &FunctionMetrics,
-) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(task.instrument(runtime.span(metrics))))
+pub(super) fn spawn(task: BoxFuture<'static, ()>, scope: &CallScope) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(task.instrument(scope.span())))
 }
 
 /// The answers of rows (`None` where a row needs none), awaited together.

@@ -1,6 +1,10 @@
 //! [`AiExec`]: the operator that evaluates AI calls. It appends one column per call to
 //! its input, evaluates all calls of a batch concurrently (the session's dispatcher caps
 //! requests in flight), and keeps several batches in flight while preserving their order.
+//!
+//! The operator holds only its description (the calls, their guards, its schema and the
+//! query's number); the dispatcher, logs and cache come from the session it executes in
+//! ([`AiServices`]), and the query's memo, budget and metrics are made at execute time.
 
 use std::fmt;
 use std::pin::Pin;
@@ -26,25 +30,15 @@ use futures::future::{BoxFuture, try_join_all};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, Stream, StreamExt};
 
-use super::ai_call::{AiCall, AnswerMemo, CallRuntime};
-use super::metrics::AiMetrics;
+use super::ai_call::{AiCall, CallRuntime};
+use super::services::AiServices;
 use crate::config::BlossomOptions;
-use crate::dispatch::Dispatcher;
-use crate::error_log::ErrorLog;
-use crate::estimate::DryRun;
-use crate::query_metrics::QueryMetrics;
+use crate::dispatch::CallScope;
+use crate::observe::{AiMetrics, CallEvents};
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
 /// 16 × `blossom.max_concurrency` when that is larger.
 const MIN_ROWS_IN_FLIGHT: usize = 1024;
-
-/// What belongs to one query: its metrics and budget, and the session's error log its
-/// failed rows go to.
-#[derive(Debug, Clone)]
-pub(crate) struct QueryScope {
-    pub errors: Arc<ErrorLog>,
-    pub metrics: Arc<QueryMetrics>,
-}
 
 /// Evaluates AI calls over its input, appending one column per call.
 ///
@@ -57,9 +51,8 @@ pub(crate) struct QueryScope {
 pub struct AiExec {
     input: Arc<dyn ExecutionPlan>,
     calls: Vec<AiCall>,
-    dispatcher: Arc<Dispatcher>,
-    memo: Arc<AnswerMemo>,
-    scope: QueryScope,
+    /// The query's number in its session (`blossom_metrics().query_id`).
+    query_id: u64,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -68,9 +61,7 @@ impl AiExec {
     pub(crate) fn try_new(
         input: Arc<dyn ExecutionPlan>,
         calls: Vec<AiCall>,
-        dispatcher: Arc<Dispatcher>,
-        memo: Arc<AnswerMemo>,
-        scope: QueryScope,
+        query_id: u64,
     ) -> Result<Self> {
         let input_schema = input.schema();
         let fields: Fields = input_schema
@@ -87,9 +78,7 @@ impl AiExec {
         Ok(Self {
             input,
             calls,
-            dispatcher,
-            memo,
-            scope,
+            query_id,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -127,6 +116,16 @@ impl AiExec {
     /// The operator's input.
     pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
         &self.input
+    }
+
+    /// Its calls.
+    pub(crate) fn calls(&self) -> &[AiCall] {
+        &self.calls
+    }
+
+    /// The number of the query it belongs to.
+    pub fn query_id(&self) -> u64 {
+        self.query_id
     }
 }
 
@@ -192,9 +191,7 @@ impl ExecutionPlan for AiExec {
         Ok(Arc::new(Self::try_new(
             children.swap_remove(0),
             self.calls.clone(),
-            Arc::clone(&self.dispatcher),
-            Arc::clone(&self.memo),
-            self.scope.clone(),
+            self.query_id,
         )?))
     }
 
@@ -221,26 +218,44 @@ impl ExecutionPlan for AiExec {
             .cloned()
             .unwrap_or_default();
         let settings = Arc::new(options.resolve()?);
-        let dry_run = context.session_config().get_extension::<DryRun>();
+        let services = AiServices::of(&context)?;
+        let query = services.query(&context, self.query_id, &options);
+        let operator = AiMetrics::new(&self.metrics, partition);
+        let runtimes: Vec<CallRuntime> = self
+            .calls
+            .iter()
+            .map(|call| {
+                let function = call.function_name();
+                let events = Arc::new(CallEvents::new(
+                    operator.clone(),
+                    query.metrics.function(function),
+                    Arc::clone(services.stats()),
+                    query.dry_run,
+                ));
+                CallRuntime {
+                    scope: CallScope {
+                        dispatcher: Arc::clone(services.dispatcher()),
+                        memo: Arc::clone(&query.memo),
+                        settings: Arc::clone(&settings),
+                        query: query.control.clone(),
+                        query_id: query.metrics.query_id(),
+                        function,
+                        events: Arc::clone(&events) as _,
+                        dry_run: query.dry_run,
+                    },
+                    events,
+                    errors: Arc::clone(services.errors()),
+                    pack_control: query.pack_control(&call.to_string()),
+                }
+            })
+            .collect();
         let rows_in_flight_limit = (settings.max_concurrency * 16).max(MIN_ROWS_IN_FLIGHT);
-        let runtime = CallRuntime {
-            dispatcher: Arc::clone(&self.dispatcher),
-            memo: Arc::clone(&self.memo),
-            settings,
-            metrics: AiMetrics::new(&self.metrics, partition),
-            errors: Arc::clone(&self.scope.errors),
-            query: dry_run
-                .as_ref()
-                .map(|d| Arc::clone(d.query()))
-                .unwrap_or_else(|| Arc::clone(&self.scope.metrics)),
-            dry_run: dry_run.is_some(),
-        };
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(PipelinedStream {
             schema: self.schema(),
             input: Some(input),
-            calls: Arc::new(self.calls.clone()),
-            runtime,
+            calls: Arc::new(self.calls.iter().cloned().zip(runtimes).collect()),
+            operator,
             in_flight: FuturesOrdered::new(),
             rows_in_flight: 0,
             rows_in_flight_limit,
@@ -260,8 +275,9 @@ impl ExecutionPlan for AiExec {
 struct PipelinedStream {
     schema: SchemaRef,
     input: Option<SendableRecordBatchStream>,
-    calls: Arc<Vec<AiCall>>,
-    runtime: CallRuntime,
+    /// Each call, with what it evaluates with.
+    calls: Arc<Vec<(AiCall, CallRuntime)>>,
+    operator: AiMetrics,
     in_flight: FuturesOrdered<BoxFuture<'static, (usize, Result<RecordBatch>)>>,
     rows_in_flight: usize,
     rows_in_flight_limit: usize,
@@ -272,18 +288,22 @@ impl PipelinedStream {
     /// The future evaluating every call of `batch` and appending the columns.
     fn evaluate(&self, batch: RecordBatch) -> BoxFuture<'static, (usize, Result<RecordBatch>)> {
         let calls = Arc::clone(&self.calls);
-        let runtime = self.runtime.clone();
+        let provider_wait = self.operator.provider_wait.clone();
         let schema = Arc::clone(&self.schema);
         let rows = batch.num_rows();
         async move {
-            let timer = runtime.metrics.provider_wait.timer();
-            let result = try_join_all(calls.iter().map(|call| call.evaluate(&batch, &runtime)))
-                .await
-                .and_then(|columns| {
-                    let mut arrays = batch.columns().to_vec();
-                    arrays.extend(columns);
-                    Ok(RecordBatch::try_new(schema, arrays)?)
-                });
+            let timer = provider_wait.timer();
+            let result = try_join_all(
+                calls
+                    .iter()
+                    .map(|(call, runtime)| call.evaluate(&batch, runtime)),
+            )
+            .await
+            .and_then(|columns| {
+                let mut arrays = batch.columns().to_vec();
+                arrays.extend(columns);
+                Ok(RecordBatch::try_new(schema, arrays)?)
+            });
             timer.done();
             (rows, result)
         }

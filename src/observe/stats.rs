@@ -1,9 +1,9 @@
-//! Live counters of a session's AI work, shared by the dispatcher and the AI operator,
+//! Live counters of a session's AI work, fed by the call observer (`CallEvents`),
 //! for progress bars, per-statement summaries and run reports.
 //!
 //! ```no_run
 //! # async fn f(ctx: datafusion::prelude::SessionContext) -> datafusion::common::Result<()> {
-//! let stats = blossom_sql::stats::session_stats(&ctx).expect("a blossom session");
+//! let stats = blossom_sql::observe::session_stats(&ctx).expect("a blossom session");
 //! let before = stats.snapshot();
 //! ctx.sql("SELECT sentiment(text) FROM 'data/reviews.csv'").await?.collect().await?;
 //! println!("{:?}", stats.snapshot().since(&before));

@@ -13,25 +13,18 @@ use datafusion::common::{DataFusionError, Result, ScalarValue, internal_datafusi
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
-use tracing::Instrument;
 
-use super::metrics::AiMetrics;
 use super::reduce::{ReduceError, list_items, reduce, text_lists};
-use super::{embedding, packing};
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{
-    Answered, CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache, StopReason,
+    AnswerResult, BudgetExceeded, CallError, CallScope, PackControl, StopReason, Validate,
+    embedding, packing,
 };
-use crate::error_log::{ErrorLog, RowError, now_unix_ms};
+use crate::error_class::ErrorClass;
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
-use crate::provider::{
-    ChatAnswer, ChatMessage, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
-    truncate_chars,
-};
-use crate::query_metrics::{FunctionMetrics, QueryMetrics};
-
-/// Answers of one query, deduplicated by request.
-pub(crate) type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
+use crate::observe::error_log::now_unix_ms;
+use crate::observe::{CallEvents, ErrorLog, RowError};
+use crate::provider::{ChatMessage, ChatRequest, ProviderError, truncate_chars};
 
 /// How much of a row's input an error message shows.
 const INPUT_EXCERPT_CHARS: usize = 60;
@@ -75,7 +68,7 @@ impl fmt::Display for Guard {
     }
 }
 
-/// An AI function call found in a plan, evaluated by [`crate::planner::AiExec`] into a
+/// An AI function call found in a plan, evaluated by [`crate::execution::AiExec`] into a
 /// new column.
 #[derive(Debug, Clone)]
 pub(crate) struct AiCall {
@@ -91,8 +84,6 @@ pub(crate) struct AiCall {
     /// The call's literal arguments and options, checked and parsed once.
     bound: Arc<BoundArgs>,
     pub field: FieldRef,
-    /// The call's pack size, adapted as packed answers come back.
-    pack_control: Arc<packing::PackControl>,
 }
 
 impl AiCall {
@@ -150,7 +141,6 @@ impl AiCall {
             args,
             bound: Arc::new(bound),
             field: Arc::new(field),
-            pack_control: Arc::default(),
         }))
     }
 
@@ -177,14 +167,15 @@ impl AiCall {
     }
 
     /// One request per row: `None` where a guard does not hold, an argument is NULL or
-    /// the first one is blank (for a list argument: it holds no text).
+    /// the first one is blank (for a list argument: it holds no text); and how many rows
+    /// the guards left out.
     fn requests(
         &self,
         batch: &RecordBatch,
         settings: &ProviderSettings,
-        metrics: &AiMetrics,
-    ) -> Result<Vec<Option<Row>>> {
+    ) -> Result<(Vec<Option<Row>>, usize)> {
         let selected = self.selected_rows(batch)?;
+        let skipped = selected.iter().filter(|keep| !**keep).count();
         // The list argument (of a reducing function) is read apart from the texts.
         let list_arg = self.bound.list_arg;
         let lists = match list_arg.and_then(|i| self.args.get(i)) {
@@ -210,7 +201,6 @@ impl AiCall {
         let rows = (0..batch.num_rows())
             .map(|row| {
                 if !selected[row] {
-                    metrics.skipped.add(1);
                     return None;
                 }
                 if columns.iter().any(|c| c.is_null(row)) {
@@ -241,7 +231,7 @@ impl AiCall {
             })
             .map(Option::transpose)
             .collect::<Result<Vec<Option<Row>>>>()?;
-        Ok(rows)
+        Ok((rows, skipped))
     }
 
     /// The row of a reducing function: `None` when its list holds no text; otherwise
@@ -301,13 +291,7 @@ impl AiCall {
 
     /// A row's value, or why it has none: the answer parsed, or, when the function
     /// refuses it and has firmer messages, the answer to those parsed.
-    async fn outcome(
-        &self,
-        row: &Row,
-        first: AnswerResult,
-        runtime: &CallRuntime,
-        metrics: &Arc<FunctionMetrics>,
-    ) -> Outcome {
+    async fn outcome(&self, row: &Row, first: AnswerResult, runtime: &CallRuntime) -> Outcome {
         let constants = &self.bound.constants;
         let answer = match first {
             Ok(answer) => answer,
@@ -320,7 +304,7 @@ impl AiCall {
         let Some(firmer) = &row.firmer else {
             return Outcome::Failed(Cause::invalid(why));
         };
-        let answer = match runtime.answer(firmer, metrics).await {
+        let answer = match runtime.scope.answer(firmer).await {
             Ok(answer) => answer,
             Err(error) => return Outcome::of(&error),
         };
@@ -335,12 +319,7 @@ impl AiCall {
     /// A reducing row's value: its list reduced by [`reduce`] within
     /// `blossom.max_prompt_chars`, every request asked through `runtime`, the final
     /// answer parsed.
-    async fn reduction_outcome(
-        &self,
-        input: &ReductionInput,
-        runtime: &CallRuntime,
-        metrics: &Arc<FunctionMetrics>,
-    ) -> Outcome {
+    async fn reduction_outcome(&self, input: &ReductionInput, runtime: &CallRuntime) -> Outcome {
         let Some(plan) = self.function.reduction() else {
             return Outcome::Failed(Cause::invalid(format!(
                 "{}() reduces no list",
@@ -354,21 +333,21 @@ impl AiCall {
         let requests = &requests;
         let ask = |messages: Vec<ChatMessage>| async move {
             requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let request = self.request(&runtime.settings, messages);
-            match runtime.answer(&request, metrics).await {
+            let request = self.request(&runtime.scope.settings, messages);
+            match runtime.scope.answer(&request).await {
                 Ok(answer) => Ok(answer.content.clone()),
                 Err(error) => Err(Outcome::of(&error)),
             }
         };
-        let max_chars = runtime.settings.max_prompt_chars;
+        let max_chars = runtime.scope.settings.max_prompt_chars;
         let result = reduce(plan, &items, &args, constants, max_chars, ask).await;
         // A dry run cannot know the combining requests over partial answers it does
         // not have: the estimate of a list in several chunks is a lower bound.
-        if runtime.dry_run
+        if runtime.scope.dry_run
             && matches!(result, Err(ReduceError::Ask(Outcome::NotSent)))
             && requests.load(std::sync::atomic::Ordering::Relaxed) > 1
         {
-            metrics.estimate_incomplete();
+            runtime.events.estimate_incomplete();
         }
         match result {
             Ok(answer) => match self.function.parse(&answer, constants) {
@@ -377,7 +356,7 @@ impl AiCall {
             },
             Err(ReduceError::Ask(outcome)) => outcome,
             Err(ReduceError::TooLong(why)) => Outcome::Failed(Cause {
-                class: "prompt_too_long",
+                class: ErrorClass::PromptTooLong,
                 status: None,
                 attempts: None,
                 message: why,
@@ -391,25 +370,15 @@ impl AiCall {
         batch: &RecordBatch,
         runtime: &CallRuntime,
     ) -> Result<ArrayRef> {
-        let rows = self.requests(batch, &runtime.settings, &runtime.metrics)?;
+        let (rows, skipped) = self.requests(batch, &runtime.scope.settings)?;
         let asked = rows.iter().flatten().count();
-        runtime.metrics.rows.add(asked);
-        let function_metrics = runtime.query.function(self.function.name());
-        function_metrics.rows(asked as u64);
-        let stats = runtime.dispatcher.stats();
-        // An estimate is not work the session's progress and totals should show.
-        if !runtime.dry_run {
-            stats.rows_started(asked as u64);
-        }
-        let function_metrics = &function_metrics;
+        runtime.events.rows_started(asked as u64, skipped as u64);
         if self.function.reduction().is_some() {
             // A reduction asks over chunks of each row's list, not one request per row.
             let outcomes = join_all(rows.iter().map(|row| async move {
                 match row.as_ref().and_then(|row| row.reduction.as_deref()) {
                     Some(input) => {
-                        let outcome = self
-                            .reduction_outcome(input, runtime, function_metrics)
-                            .await;
+                        let outcome = self.reduction_outcome(input, runtime).await;
                         self.stop_on_failure(row.as_ref(), &outcome, runtime);
                         Some(outcome)
                     }
@@ -417,24 +386,26 @@ impl AiCall {
                 }
             }))
             .await;
-            return self.column(&rows, outcomes, asked, runtime, function_metrics);
+            return self.column(&rows, outcomes, asked, runtime);
         }
+        let requests: Vec<Option<&ChatRequest>> = rows
+            .iter()
+            .map(|row| row.as_ref().map(|r| &r.request))
+            .collect();
         let answers = if let Some(dimensions) = self.function.embeds(&self.bound.constants) {
-            embedding::answers(&rows, dimensions, runtime, function_metrics).await
-        } else if runtime.settings.pack_rows > 1 && self.function.packable() {
+            embedding::answers(&requests, dimensions, &runtime.scope).await
+        } else if runtime.scope.settings.pack_rows > 1 && self.function.packable() {
             let function = Arc::clone(&self.function);
             let constants = self.bound.constants.clone();
-            let valid: packing::Validate =
+            let valid: Validate =
                 Arc::new(move |answer: &str| function.parse(answer, &constants).is_ok());
             let max_text_chars = self.function.max_packed_text_chars();
-            let control = &self.pack_control;
             packing::answers(
-                &rows,
+                &requests,
                 max_text_chars,
                 valid,
-                control,
-                runtime,
-                function_metrics,
+                &runtime.pack_control,
+                &runtime.scope,
             )
             .await
         } else {
@@ -442,18 +413,18 @@ impl AiCall {
             // so the first row failing for good stops the query at once.
             let outcomes = join_all(rows.iter().map(|row| async move {
                 let row = row.as_ref()?;
-                let answer = runtime.answer(&row.request, function_metrics).await;
-                let outcome = self.outcome(row, answer, runtime, function_metrics).await;
+                let answer = runtime.scope.answer(&row.request).await;
+                let outcome = self.outcome(row, answer, runtime).await;
                 self.stop_on_failure(Some(row), &outcome, runtime);
                 Some(outcome)
             }))
             .await;
-            return self.column(&rows, outcomes, asked, runtime, function_metrics);
+            return self.column(&rows, outcomes, asked, runtime);
         };
         let outcomes = join_all(rows.iter().zip(answers).map(|(row, answer)| async move {
             match (row, answer) {
                 (Some(row), Some(answer)) => {
-                    let outcome = self.outcome(row, answer, runtime, function_metrics).await;
+                    let outcome = self.outcome(row, answer, runtime).await;
                     self.stop_on_failure(Some(row), &outcome, runtime);
                     Some(outcome)
                 }
@@ -461,13 +432,14 @@ impl AiCall {
             }
         }))
         .await;
-        self.column(&rows, outcomes, asked, runtime, function_metrics)
+        self.column(&rows, outcomes, asked, runtime)
     }
 
     /// Under `blossom.on_error = 'fail'`, a row that failed for good stops the query at
     /// once: no other request of it is sent, and those in flight are dropped.
     fn stop_on_failure(&self, row: Option<&Row>, outcome: &Outcome, runtime: &CallRuntime) {
-        if runtime.dry_run || runtime.settings.on_error != OnError::Fail {
+        let scope = &runtime.scope;
+        if scope.dry_run || scope.settings.on_error != OnError::Fail {
             return;
         }
         if let (Some(row), Outcome::Failed(cause) | Outcome::Partial(_, cause)) = (row, outcome) {
@@ -476,9 +448,9 @@ impl AiCall {
                 input: &row.input,
                 why: &cause.message,
             };
-            runtime
+            scope
                 .query
-                .stop()
+                .stop
                 .stop(StopReason::RowFailed(failure.to_string()));
         }
     }
@@ -491,20 +463,13 @@ impl AiCall {
         outcomes: Vec<Option<Outcome>>,
         asked: usize,
         runtime: &CallRuntime,
-        function_metrics: &Arc<FunctionMetrics>,
     ) -> Result<ArrayRef> {
-        let stats = runtime.dispatcher.stats();
+        let scope = &runtime.scope;
         let null = ScalarValue::try_from(self.field.data_type())?;
         let mut values = Vec::with_capacity(rows.len());
         let mut failed = 0;
         let mut stopped = None;
-        let finish = |failed: u64| {
-            if !runtime.dry_run {
-                stats.rows_finished(asked as u64, failed);
-            }
-            runtime.metrics.failures.add(failed as usize);
-            function_metrics.failed_rows(failed);
-        };
+        let finish = |failed: u64| runtime.events.rows_finished(asked as u64, failed);
         for (row, outcome) in rows.iter().zip(outcomes) {
             let (Some(row), Some(outcome)) = (row, outcome) else {
                 values.push(null.clone());
@@ -516,7 +481,7 @@ impl AiCall {
             let (outcome, kept) = match outcome {
                 Outcome::Value(value) => (Ok(value), None),
                 Outcome::NotSent => (Ok(null.clone()), None),
-                Outcome::Failed(_) | Outcome::Partial(..) if runtime.dry_run => {
+                Outcome::Failed(_) | Outcome::Partial(..) if scope.dry_run => {
                     (Ok(null.clone()), None)
                 }
                 Outcome::Failed(cause) => (Err(cause), None),
@@ -543,16 +508,16 @@ impl AiCall {
                         why: &cause.message,
                     };
                     runtime.errors.record(RowError {
-                        query_id: runtime.query.query_id(),
+                        query_id: scope.query_id,
                         function: self.function.name().to_string(),
                         input: row.input.clone(),
-                        error_class: cause.class.to_string(),
+                        error_class: cause.class.as_str().to_string(),
                         status: cause.status,
                         message: cause.message.clone(),
                         attempts: cause.attempts,
                         at_unix_ms: now_unix_ms(),
                     });
-                    if runtime.settings.on_error == OnError::Fail {
+                    if scope.settings.on_error == OnError::Fail {
                         finish(failed);
                         return Err(DataFusionError::Execution(failure.to_string()));
                     }
@@ -602,7 +567,7 @@ struct ReductionInput {
 
 /// Why a row failed, as the error log records it.
 struct Cause {
-    class: &'static str,
+    class: ErrorClass,
     status: Option<u16>,
     attempts: Option<u32>,
     message: String,
@@ -612,7 +577,7 @@ impl Cause {
     /// An answer the function refused.
     fn invalid(message: String) -> Self {
         Self {
-            class: "invalid_answer",
+            class: ErrorClass::InvalidAnswer,
             status: None,
             attempts: None,
             message,
@@ -622,7 +587,7 @@ impl Cause {
     /// Fields of an answer the function could not use (the rest of the value is kept).
     fn invalid_fields(problems: &[String]) -> Self {
         Self {
-            class: "invalid_field",
+            class: ErrorClass::InvalidField,
             status: None,
             attempts: None,
             message: problems.join("; "),
@@ -633,10 +598,7 @@ impl Cause {
     fn of(error: &CallError, attempts: u32, provider_error: &ProviderError) -> Self {
         Self {
             class: provider_error.class(),
-            status: match provider_error {
-                ProviderError::Status { status, .. } => Some(*status),
-                _ => None,
-            },
+            status: provider_error.status(),
             attempts: Some(attempts),
             message: error.to_string(),
         }
@@ -655,7 +617,7 @@ enum Outcome {
     /// `Failed`, but the row keeps the value under `blossom.on_error = 'null'`.
     Partial(ScalarValue, Cause),
     /// The query's budget stops the query.
-    OverBudget(crate::dispatch::BudgetExceeded),
+    OverBudget(BudgetExceeded),
     /// The query stopped before this row was answered.
     Stopped(Arc<StopReason>),
 }
@@ -700,193 +662,13 @@ impl fmt::Display for RowFailure<'_> {
     }
 }
 
-/// What the calls of one partition share: the dispatcher, the query's answers, the
-/// settings in force when it started, the operator's metrics, and the query's metrics,
-/// budget and error log.
-#[derive(Debug, Clone)]
+/// What one AI call of one partition evaluates with: the request pipeline's entry, the
+/// observer its row events go to (the same one the pipeline reports to), the session's
+/// error log, and the call's pack size for this query.
+#[derive(Clone)]
 pub(crate) struct CallRuntime {
-    pub dispatcher: Arc<Dispatcher>,
-    pub memo: Arc<AnswerMemo>,
-    pub settings: Arc<ProviderSettings>,
-    pub metrics: AiMetrics,
+    pub scope: CallScope,
+    pub events: Arc<CallEvents>,
     pub errors: Arc<ErrorLog>,
-    pub query: Arc<QueryMetrics>,
-    /// Only estimating (`blossom_estimate`): answers come from the response cache or
-    /// are NULL, and nothing is sent.
-    pub dry_run: bool,
-}
-
-impl CallRuntime {
-    /// The answer to `request`: from the persistent response cache when it holds one,
-    /// otherwise sent once per query, whoever else asks the same, and stored in the
-    /// cache as soon as it arrives (errors are never stored).
-    pub(super) async fn answer(
-        &self,
-        request: &ChatRequest,
-        function_metrics: &Arc<FunctionMetrics>,
-    ) -> AnswerResult {
-        let keys = self.keys(request)?;
-        let runtime = self.clone();
-        let observer = Arc::clone(function_metrics);
-        let request = request.clone();
-        let span = self.span(&observer);
-        let (result, shared) = self
-            .memo
-            .get_or_call(
-                keys.memo.clone(),
-                async move {
-                    observer.unique_prompt();
-                    if let Some(answer) = runtime.cached(&keys, &observer) {
-                        return Ok(answer);
-                    }
-                    if runtime.dry_run {
-                        observer.not_sent(request.prompt_chars());
-                        return Err(CallError::DryRun);
-                    }
-                    let result = runtime.send(&request, &observer).await;
-                    if let Ok(answer) = &result {
-                        runtime.store(keys, answer);
-                    }
-                    result
-                }
-                .instrument(span),
-            )
-            .await;
-        if shared {
-            self.shared_answer(function_metrics);
-        }
-        result
-    }
-
-    /// The keys of `request`: for the query's memo and for the response cache.
-    pub(super) fn keys(&self, request: &ChatRequest) -> Result<RequestKeys, Arc<CallError>> {
-        let body = serde_json::to_string(request).map_err(|e| {
-            Arc::new(CallError::Failed {
-                attempts: 0,
-                error: ProviderError::Malformed {
-                    detail: format!("request could not be encoded: {e}"),
-                },
-            })
-        })?;
-        Ok(RequestKeys {
-            memo: format!("{}\n{body}", self.settings.chat_url),
-            cache: self.dispatcher.cache_for(&self.settings).map(|cache| {
-                let key = CacheKey::new(&self.settings.chat_url, &request.model, &body);
-                (cache, key)
-            }),
-        })
-    }
-
-    /// The span every request of one call runs in.
-    pub(super) fn span(&self, observer: &FunctionMetrics) -> tracing::Span {
-        tracing::debug_span!(
-            "ai_call",
-            query_id = self.query.query_id(),
-            function = observer.function(),
-        )
-    }
-
-    /// The cached answer of a request, counted as a cache hit.
-    pub(super) fn cached(
-        &self,
-        keys: &RequestKeys,
-        observer: &FunctionMetrics,
-    ) -> Option<ChatAnswer> {
-        let (cache, key) = keys.cache.as_ref()?;
-        let answer = cache.get(key, self.settings.cache_ttl)?;
-        self.metrics.cache_hits.add(1);
-        observer.cache_hit();
-        if !self.dry_run {
-            self.dispatcher.stats().cache_hit();
-        }
-        tracing::debug!("answered from the response cache");
-        Some(answer)
-    }
-
-    /// Stores an answer in the response cache, if there is one; counts it as paid for
-    /// without the cache when one was asked for but could not be opened.
-    pub(super) fn store(&self, keys: RequestKeys, answer: &ChatAnswer) {
-        match keys.cache {
-            Some((cache, key)) => cache.put(key, answer),
-            None if self.settings.cache_dir.is_some() => {
-                self.dispatcher.stats().answer_not_cached();
-            }
-            None => {}
-        }
-    }
-
-    /// Sends a request through the dispatcher, counting its attempts.
-    pub(super) async fn send(
-        &self,
-        request: &ChatRequest,
-        observer: &Arc<FunctionMetrics>,
-    ) -> Result<ChatAnswer, CallError> {
-        let result = self
-            .dispatcher
-            .call(&self.settings, request, &**observer)
-            .await;
-        self.stop_on_failed_request(&result, observer);
-        self.counted(result)
-    }
-
-    /// Sends an embeddings request through the dispatcher, counting its attempts.
-    pub(super) async fn send_embeddings(
-        &self,
-        request: &EmbeddingRequest,
-        observer: &Arc<FunctionMetrics>,
-    ) -> Result<EmbeddingAnswer, CallError> {
-        let result = self
-            .dispatcher
-            .embed(&self.settings, request, &**observer)
-            .await;
-        self.stop_on_failed_request(&result, observer);
-        self.counted(result)
-    }
-
-    /// Under `blossom.on_error = 'fail'`, a request that failed for good fails its rows,
-    /// so it stops the query at once, before the rest of the batch is answered.
-    fn stop_on_failed_request<T>(
-        &self,
-        result: &Result<Answered<T>, CallError>,
-        observer: &FunctionMetrics,
-    ) {
-        if self.dry_run || self.settings.on_error != OnError::Fail {
-            return;
-        }
-        if let Err(error @ CallError::Failed { .. }) = result {
-            let message = format!("{}() failed: {error}", observer.function());
-            self.query.stop().stop(StopReason::RowFailed(message));
-        }
-    }
-
-    /// Counts a dispatcher call's attempts in the operator's metrics (`EXPLAIN ANALYZE`).
-    fn counted<T>(&self, result: Result<Answered<T>, CallError>) -> Result<T, CallError> {
-        let attempts = match &result {
-            Ok(answered) => answered.attempts,
-            Err(error) => error.attempts(),
-        };
-        self.metrics.requests.add(attempts as usize);
-        self.metrics
-            .retries
-            .add(attempts.saturating_sub(1) as usize);
-        result.map(|answered| answered.answer)
-    }
-
-    /// Counts a row answered by an identical request of the same query.
-    pub(super) fn shared_answer(&self, observer: &FunctionMetrics) {
-        self.metrics.dedup_hits.add(1);
-        observer.dedup_hit();
-        if !self.dry_run {
-            self.dispatcher.stats().dedup_hit();
-        }
-    }
-}
-
-/// The result of one request, shared by every row that asked it.
-pub(super) type AnswerResult = std::result::Result<Arc<ChatAnswer>, Arc<CallError>>;
-
-/// Where a request's answer is remembered: the query's memo and the response cache.
-pub(super) struct RequestKeys {
-    pub memo: String,
-    pub cache: Option<(Arc<ResponseCache>, CacheKey)>,
+    pub pack_control: Arc<PackControl>,
 }

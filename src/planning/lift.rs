@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
-use super::staged_copy::{self, StagedCopyExec};
+use crate::execution::{StagedCopyExec, stage};
 use crate::functions::AiUdf;
 
 /// Prefix of the columns that hold lifted expressions.
@@ -52,7 +52,7 @@ impl QueryPlanner for LiftAiCalls {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let lifted = lift(logical_plan.clone())?;
         // A COPY to a local path writes to a temporary path, moved into place when done.
-        let (lifted, staging) = staged_copy::stage(lifted)?;
+        let (lifted, staging) = stage(lifted)?;
         let plan = DefaultPhysicalPlanner::default()
             .create_physical_plan(&lifted, session_state)
             .await?;
@@ -80,7 +80,7 @@ impl QueryPlanner for LiftAiCalls {
 /// plans its calls in a projection below the aggregate. Join conditions are lifted per
 /// side; an AI call reading both sides of an inner join moves into a filter above the
 /// join, and in any other join it is an error. Other nodes are left as they are (the
-/// physical rule [`crate::planner::PlanAiCalls`] explains what it cannot run).
+/// physical rule [`crate::planning::PlanAiCalls`] explains what it cannot run).
 pub fn lift(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mut lifter = Lifter::default();
     plan.transform_up_with_subqueries(|node| lifter.lift_node(node))

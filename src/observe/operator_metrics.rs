@@ -1,13 +1,12 @@
 //! The metrics `BlossomAiExec` reports in `EXPLAIN ANALYZE`: rows evaluated, requests
 //! and retries sent, answers shared by deduplication or taken from the response cache,
-//! failed rows, and time spent
-//! waiting on the provider.
+//! failed rows, and time spent waiting on the provider.
 
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
 
 /// Counters of one partition of an AI operator.
 #[derive(Debug, Clone)]
-pub(crate) struct AiMetrics {
+pub struct AiMetrics {
     /// Rows that needed an answer (NULL, blank and guarded-off rows excluded).
     pub rows: Count,
     /// HTTP requests sent, retries included.
@@ -27,7 +26,8 @@ pub(crate) struct AiMetrics {
 }
 
 impl AiMetrics {
-    pub(crate) fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+    /// The counters of `partition` in the operator's metrics `set`.
+    pub fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
         let count = |name: &'static str| MetricBuilder::new(set).counter(name, partition);
         Self {
             rows: count("ai_rows"),

@@ -19,26 +19,25 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 
-use super::ai_call::{AnswerResult, CallRuntime, Row};
+use super::CallError;
 use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
-use crate::dispatch::CallError;
+use super::scope::{AnswerResult, CallScope};
 use crate::functions::pack::{packed_messages, parse_packed_answer};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
-use crate::query_metrics::FunctionMetrics;
 
 /// Extra answer tokens allowed per packed row for its id and JSON punctuation, when
 /// `max_answer_tokens` limits the answer.
 const PACK_TOKENS_PER_ROW: u32 = 16;
 
 /// Whether an answer is a value the function accepts.
-pub(super) type Validate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub type Validate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Sound packs in a row, at the current size, after which the size doubles.
 const GROW_AFTER: u32 = 4;
 
 /// The pack size of one AI call, adapted to how well the model keeps the protocol.
 #[derive(Debug)]
-pub(crate) struct PackControl {
+pub struct PackControl {
     state: Mutex<PackState>,
     /// Held by the one pack trying a size not yet seen to work.
     probe: Semaphore,
@@ -74,7 +73,7 @@ impl PackControl {
     }
 
     /// The pack size in force, starting at `pack_rows`.
-    pub(crate) fn size(&self, pack_rows: usize) -> usize {
+    pub fn size(&self, pack_rows: usize) -> usize {
         let mut state = self.lock();
         if state.max != pack_rows {
             *state = PackState {
@@ -131,14 +130,14 @@ impl PackControl {
 /// Most characters of row text in one packed request, whatever `pack_rows` allows.
 const MAX_PACK_CHARS: usize = 16_000;
 
-/// The answers of `rows` (`None` where a row needs none), packing the rows that can be.
-pub(super) async fn answers(
-    rows: &[Option<Row>],
+/// The answers of `rows` (`None` where a row needs none), packing the rows that can be:
+/// those whose last message is a row text of at most `max_text_chars` characters.
+pub async fn answers(
+    rows: &[Option<&ChatRequest>],
     max_text_chars: usize,
     valid: Validate,
     control: &Arc<PackControl>,
-    runtime: &CallRuntime,
-    metrics: &Arc<FunctionMetrics>,
+    scope: &CallScope,
 ) -> Vec<Option<AnswerResult>> {
     let mut pending: Vec<Option<BoxFuture<'_, AnswerResult>>> = Vec::with_capacity(rows.len());
     let mut to_ask: Vec<Unanswered> = Vec::new();
@@ -147,41 +146,35 @@ pub(super) async fn answers(
             pending.push(None);
             continue;
         };
-        let Some((instruction, text)) = split(&row.request, max_text_chars) else {
-            pending.push(Some(runtime.answer(&row.request, metrics).boxed()));
+        let Some((instruction, text)) = split(row, max_text_chars) else {
+            pending.push(Some(scope.answer(row).boxed()));
             continue;
         };
-        let keys = match runtime.keys(&row.request) {
+        let keys = match scope.keys(row) {
             Ok(keys) => keys,
             Err(error) => {
                 pending.push(Some(futures::future::ready(Err(error)).boxed()));
                 continue;
             }
         };
-        let claim = claim(runtime, keys, metrics);
+        let claim = claim(scope, keys);
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push(Unanswered {
-                request: row.request.clone(),
+                request: (*row).clone(),
                 instruction,
                 text,
                 ask,
             });
         }
     }
-    let pack_rows = runtime.settings.pack_rows;
+    let pack_rows = scope.settings.pack_rows;
     let size = control.size(pack_rows);
     let _tasks: Vec<AbortOnDrop> = group(to_ask, size)
         .into_iter()
         .map(|pack| {
-            let task = ask(
-                pack,
-                Arc::clone(&valid),
-                Arc::clone(control),
-                runtime.clone(),
-                Arc::clone(metrics),
-            );
-            spawn(task, runtime, metrics)
+            let task = ask(pack, Arc::clone(&valid), Arc::clone(control), scope.clone());
+            spawn(task, scope)
         })
         .collect();
     await_answers(pending).await
@@ -198,8 +191,8 @@ struct Unanswered {
 }
 
 impl Unanswered {
-    fn answer(self, runtime: &CallRuntime, result: Result<ChatAnswer, CallError>) {
-        self.ask.answer(runtime, result);
+    fn answer(self, scope: &CallScope, result: Result<ChatAnswer, CallError>) {
+        self.ask.answer(scope, result);
     }
 }
 
@@ -257,24 +250,23 @@ fn ask(
     pack: Vec<Unanswered>,
     valid: Validate,
     control: Arc<PackControl>,
-    runtime: CallRuntime,
-    metrics: Arc<FunctionMetrics>,
+    scope: CallScope,
 ) -> BoxFuture<'static, ()> {
     async move {
-        let probe = if pack.len() > 1 && !runtime.dry_run {
+        let probe = if pack.len() > 1 && !scope.dry_run {
             control.admit().await
         } else {
             None
         };
-        let size = control.size(runtime.settings.pack_rows);
+        let size = control.size(scope.settings.pack_rows);
         if pack.len() > size {
             drop(probe);
-            ask_all(group(pack, size), &valid, &control, &runtime, &metrics).await;
+            ask_all(group(pack, size), &valid, &control, &scope).await;
             return;
         }
         if pack.len() == 1 {
             for row in pack {
-                ask_alone(row, &runtime, &metrics).await;
+                ask_alone(row, &scope).await;
             }
             return;
         }
@@ -282,7 +274,7 @@ fn ask(
         let first = &pack[0].request;
         let Some(messages) = packed_messages(&pack[0].instruction, &texts) else {
             for row in pack {
-                ask_alone(row, &runtime, &metrics).await;
+                ask_alone(row, &scope).await;
             }
             return;
         };
@@ -298,14 +290,14 @@ fn ask(
             // answer format.
             response_format: None,
         };
-        if runtime.dry_run {
-            metrics.not_sent(request.prompt_chars());
+        if scope.dry_run {
+            scope.events.not_sent(request.prompt_chars());
             for row in pack {
-                row.answer(&runtime, Err(CallError::DryRun));
+                row.answer(&scope, Err(CallError::DryRun));
             }
             return;
         }
-        let sent = runtime.send(&request, &metrics).await;
+        let sent = scope.send(&request).await;
         let size = pack.len();
         let again = match sent {
             Ok(answer) => {
@@ -323,13 +315,15 @@ fn ask(
                     })
                     .collect();
                 control.judge(pack.len(), validity.iter().filter(|v| **v).count());
-                metrics.pack_size(control.size(runtime.settings.pack_rows) as u64);
+                scope
+                    .events
+                    .pack_size(control.size(scope.settings.pack_rows) as u64);
                 drop(probe);
                 let mut again = Vec::new();
                 for ((row, id), valid) in pack.into_iter().zip(1..).zip(validity) {
                     match by_id.remove(&id) {
                         Some(value) if parsed.intact && valid => row.answer(
-                            &runtime,
+                            &scope,
                             Ok(ChatAnswer {
                                 content: value,
                                 usage: None,
@@ -355,7 +349,7 @@ fn ask(
             }
             Err(error) => {
                 for row in pack {
-                    row.answer(&runtime, Err(error.clone()));
+                    row.answer(&scope, Err(error.clone()));
                 }
                 return;
             }
@@ -367,12 +361,12 @@ fn ask(
             rows = again.len(),
             "a packed answer did not cover every row validly; asking those again"
         );
-        metrics.repacked(again.len() as u64);
+        scope.events.repacked(again.len() as u64);
         let half = (size / 2)
             .max(1)
             .min(again.len().div_ceil(2))
-            .min(control.size(runtime.settings.pack_rows));
-        ask_all(group(again, half), &valid, &control, &runtime, &metrics).await;
+            .min(control.size(scope.settings.pack_rows));
+        ask_all(group(again, half), &valid, &control, &scope).await;
     }
     .boxed()
 }
@@ -382,28 +376,23 @@ async fn ask_all(
     packs: Vec<Vec<Unanswered>>,
     valid: &Validate,
     control: &Arc<PackControl>,
-    runtime: &CallRuntime,
-    metrics: &Arc<FunctionMetrics>,
+    scope: &CallScope,
 ) {
-    join_all(packs.into_iter().map(|pack| {
-        ask(
-            pack,
-            Arc::clone(valid),
-            Arc::clone(control),
-            runtime.clone(),
-            Arc::clone(metrics),
-        )
-    }))
+    join_all(
+        packs
+            .into_iter()
+            .map(|pack| ask(pack, Arc::clone(valid), Arc::clone(control), scope.clone())),
+    )
     .await;
 }
 
 /// Asks a row with its own request.
-async fn ask_alone(row: Unanswered, runtime: &CallRuntime, metrics: &Arc<FunctionMetrics>) {
-    let result = if runtime.dry_run {
-        metrics.not_sent(row.request.prompt_chars());
+async fn ask_alone(row: Unanswered, scope: &CallScope) {
+    let result = if scope.dry_run {
+        scope.events.not_sent(row.request.prompt_chars());
         Err(CallError::DryRun)
     } else {
-        runtime.send(&row.request, metrics).await
+        scope.send(&row.request).await
     };
-    row.answer(runtime, result);
+    row.answer(scope, result);
 }

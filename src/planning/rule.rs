@@ -19,40 +19,20 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
-use super::ai_call::{AiCall, AnswerMemo, Guard, Truth};
-use super::ai_exec::{AiExec, QueryScope};
-use crate::config::BlossomOptions;
-use crate::dispatch::{Dispatcher, QueryBudget};
-use crate::error_log::ErrorLog;
-use crate::query_metrics::{MetricsLog, QueryMetrics};
+use crate::execution::{AiCall, AiExec, Guard, Truth};
 
-/// Finished answers a query remembers for deduplication (older ones are forgotten).
-const QUERY_MEMO_CAPACITY: usize = 200_000;
-
-/// Moves AI calls into [`AiExec`] operators. One instance per session; each query gets
-/// its own answer memo, so identical requests within a query are sent once.
-#[derive(Debug)]
+/// Moves AI calls into [`AiExec`] operators. One instance per session: it numbers the
+/// queries it plans, and each operator carries its query's number; what the operator
+/// runs with comes from the session at execute time.
+#[derive(Debug, Default)]
 pub struct PlanAiCalls {
-    dispatcher: Arc<Dispatcher>,
-    errors: Arc<ErrorLog>,
-    metrics: Arc<MetricsLog>,
     queries: AtomicU64,
 }
 
 impl PlanAiCalls {
-    /// The rule for a session whose calls go through `dispatcher`, whose failed rows go
-    /// to `errors` and whose per-query metrics go to `metrics`.
-    pub fn new(
-        dispatcher: Arc<Dispatcher>,
-        errors: Arc<ErrorLog>,
-        metrics: Arc<MetricsLog>,
-    ) -> Self {
-        Self {
-            dispatcher,
-            errors,
-            metrics,
-            queries: AtomicU64::new(0),
-        }
+    /// The rule for one session.
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
@@ -60,26 +40,10 @@ impl PhysicalOptimizerRule for PlanAiCalls {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        config: &ConfigOptions,
+        _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let memo = Arc::new(AnswerMemo::new(QUERY_MEMO_CAPACITY));
-        let budget = config
-            .extensions
-            .get::<BlossomOptions>()
-            .map(BlossomOptions::budget)
-            .unwrap_or_default();
-        let scope = QueryScope {
-            errors: Arc::clone(&self.errors),
-            metrics: Arc::new(QueryMetrics::new(
-                self.queries.fetch_add(1, Ordering::Relaxed) + 1,
-                QueryBudget::new(budget),
-                Arc::clone(&self.metrics),
-            )),
-        };
         let planner = Planner {
-            dispatcher: &self.dispatcher,
-            memo: &memo,
-            scope: &scope,
+            query_id: self.queries.fetch_add(1, Ordering::Relaxed) + 1,
         };
         plan.transform_up(|node| planner.rewrite(node)).data()
     }
@@ -98,13 +62,11 @@ type Exprs = Vec<Arc<dyn PhysicalExpr>>;
 /// An AI call and the guards under which its value is needed.
 type GuardedCall = (Arc<dyn PhysicalExpr>, Vec<Guard>);
 
-struct Planner<'a> {
-    dispatcher: &'a Arc<Dispatcher>,
-    memo: &'a Arc<AnswerMemo>,
-    scope: &'a QueryScope,
+struct Planner {
+    query_id: u64,
 }
 
-impl Planner<'_> {
+impl Planner {
     fn rewrite(&self, node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
         if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
             let exprs: Vec<_> = projection
@@ -215,13 +177,7 @@ impl Planner<'_> {
                     .data()
                 })
                 .collect::<Result<_>>()?;
-            input = Arc::new(AiExec::try_new(
-                input,
-                calls,
-                Arc::clone(self.dispatcher),
-                Arc::clone(self.memo),
-                self.scope.clone(),
-            )?);
+            input = Arc::new(AiExec::try_new(input, calls, self.query_id)?);
         }
     }
 }

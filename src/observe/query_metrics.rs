@@ -22,9 +22,9 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use hdrhistogram::Histogram;
 
-use crate::dispatch::{CallObserver, QueryBudget, QueryStop};
-use crate::error_log::now_unix_ms;
-use crate::provider::{ProviderError, TokenUsage};
+use super::error_log::now_unix_ms;
+use crate::error_class::ErrorClass;
+use crate::provider::TokenUsage;
 
 /// (query, function) entries kept; the oldest are dropped first.
 const CAPACITY: usize = 1_000;
@@ -138,27 +138,23 @@ impl MetricsLog {
     }
 }
 
-/// The metrics of one query: its id, its budget, and one entry per AI function it calls,
-/// registered in the session's log when the function first runs.
+/// The metrics of one query: its id and one entry per AI function it calls, registered
+/// in the session's log when the function first runs.
 #[derive(Debug)]
 pub struct QueryMetrics {
     query_id: u64,
     started_at: i64,
     log: Arc<MetricsLog>,
-    budget: Arc<QueryBudget>,
-    stop: Arc<QueryStop>,
     functions: Mutex<Vec<Arc<FunctionMetrics>>>,
 }
 
 impl QueryMetrics {
-    /// The metrics of query `query_id`, spending against `budget`, to be listed in `log`.
-    pub fn new(query_id: u64, budget: QueryBudget, log: Arc<MetricsLog>) -> Self {
+    /// The metrics of query `query_id`, to be listed in `log`.
+    pub fn new(query_id: u64, log: Arc<MetricsLog>) -> Self {
         Self {
             query_id,
             started_at: now_unix_ms(),
             log,
-            budget: Arc::new(budget),
-            stop: Arc::default(),
             functions: Mutex::default(),
         }
     }
@@ -166,16 +162,6 @@ impl QueryMetrics {
     /// The query's number in its session, from 1.
     pub fn query_id(&self) -> u64 {
         self.query_id
-    }
-
-    /// The query's spending so far.
-    pub fn budget(&self) -> &QueryBudget {
-        &self.budget
-    }
-
-    /// The query's stop signal: given once it cannot succeed.
-    pub fn stop(&self) -> &QueryStop {
-        &self.stop
     }
 
     /// Its entries so far, in the order they were first used.
@@ -195,8 +181,6 @@ impl QueryMetrics {
         let entry = Arc::new(FunctionMetrics {
             query_id: self.query_id,
             started_at: self.started_at,
-            budget: Arc::clone(&self.budget),
-            stop: Arc::clone(&self.stop),
             function,
             counters: Counters::default(),
             latency_us: Mutex::new(new_histogram()),
@@ -227,12 +211,12 @@ enum Cause {
 impl Cause {
     const COUNT: usize = 5;
 
-    fn of(class: &str) -> Self {
+    fn of(class: ErrorClass) -> Self {
         match class {
-            "rate_limited" => Self::RateLimited,
-            "server_error" => Self::ServerError,
-            "timeout" => Self::Timeout,
-            "connect" => Self::Connect,
+            ErrorClass::RateLimited => Self::RateLimited,
+            ErrorClass::ServerError => Self::ServerError,
+            ErrorClass::Timeout => Self::Timeout,
+            ErrorClass::Connect => Self::Connect,
             _ => Self::Other,
         }
     }
@@ -257,14 +241,12 @@ struct Counters {
     incomplete_estimates: AtomicU64,
 }
 
-/// The metrics of one AI function within one query. It holds the query's budget but not
-/// the query itself, so that an entry dropped from the log frees its memory.
+/// The metrics of one AI function within one query. It does not hold the query, so that
+/// an entry dropped from the log frees its memory.
 #[derive(Debug)]
 pub struct FunctionMetrics {
     query_id: u64,
     started_at: i64,
-    budget: Arc<QueryBudget>,
-    stop: Arc<QueryStop>,
     function: &'static str,
     counters: Counters,
     latency_us: Mutex<Option<Histogram<u64>>>,
@@ -365,25 +347,15 @@ impl FunctionMetrics {
     }
 }
 
-impl CallObserver for FunctionMetrics {
-    fn budget(&self) -> Option<&QueryBudget> {
-        Some(&self.budget)
-    }
-
-    fn stop(&self) -> Option<&QueryStop> {
-        Some(&self.stop)
-    }
-
-    fn throttled(&self, waited: Duration) {
+impl FunctionMetrics {
+    /// Time an attempt waited for the rate limit or a provider-asked pause.
+    pub(crate) fn throttled(&self, waited: Duration) {
         add(&self.counters.throttled_us, waited.as_micros() as u64);
     }
 
-    fn attempt_finished(
-        &self,
-        latency: Duration,
-        usage: Option<TokenUsage>,
-        _error: Option<&ProviderError>,
-    ) {
+    /// An attempt came back after `latency`, with the provider's token usage when it
+    /// reported one.
+    pub(crate) fn attempt_finished(&self, latency: Duration, usage: Option<TokenUsage>) {
         add(&self.counters.requests, 1);
         if let Some(usage) = usage {
             add(&self.counters.input_tokens, usage.prompt_tokens);
@@ -396,7 +368,8 @@ impl CallObserver for FunctionMetrics {
         }
     }
 
-    fn retrying(&self, class: &'static str) {
+    /// A failed attempt of class `class` will be retried.
+    pub(crate) fn retrying(&self, class: ErrorClass) {
         add(&self.counters.retries[Cause::of(class) as usize], 1);
     }
 }
@@ -495,15 +468,10 @@ pub fn metrics_log(ctx: &SessionContext) -> Option<Arc<MetricsLog>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Budget;
 
     fn query() -> (Arc<MetricsLog>, Arc<QueryMetrics>) {
         let log = Arc::new(MetricsLog::default());
-        let query = Arc::new(QueryMetrics::new(
-            7,
-            QueryBudget::new(Budget::default()),
-            Arc::clone(&log),
-        ));
+        let query = Arc::new(QueryMetrics::new(7, Arc::clone(&log)));
         (log, query)
     }
 
@@ -530,13 +498,12 @@ mod tests {
                     prompt_tokens: 3,
                     completion_tokens: 1,
                 }),
-                None,
             );
         }
-        metrics.retrying("rate_limited");
-        metrics.retrying("rate_limited");
-        metrics.retrying("server_error");
-        metrics.retrying("malformed");
+        metrics.retrying(ErrorClass::RateLimited);
+        metrics.retrying(ErrorClass::RateLimited);
+        metrics.retrying(ErrorClass::ServerError);
+        metrics.retrying(ErrorClass::Malformed);
         metrics.throttled(Duration::from_millis(250));
         let s = metrics.snapshot();
         assert_eq!((s.query_id, s.requests), (7, 100));

@@ -4,19 +4,17 @@
 //! its vector is kept as a JSON array.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 
-use super::ai_call::{AnswerResult, CallRuntime, RequestKeys, Row};
+use super::CallError;
 use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
-use crate::dispatch::{CacheKey, CallError};
-use crate::provider::{ChatAnswer, EmbeddingRequest, ProviderError};
-use crate::query_metrics::FunctionMetrics;
+use super::scope::{AnswerResult, CallScope};
+use crate::provider::{ChatAnswer, ChatRequest, EmbeddingRequest, ProviderError};
 
 /// Texts per embeddings request.
-pub(super) const INPUTS_PER_REQUEST: usize = 64;
+pub const INPUTS_PER_REQUEST: usize = 64;
 
 /// Most characters of text in one embeddings request.
 const MAX_BATCH_CHARS: usize = 100_000;
@@ -24,11 +22,10 @@ const MAX_BATCH_CHARS: usize = 100_000;
 /// The vectors of `rows` (`None` where a row needs none), as JSON arrays in
 /// [`ChatAnswer::content`]. A row's request holds the model and, as its last message,
 /// the text; `dimensions` is sent when the call names it.
-pub(super) async fn answers(
-    rows: &[Option<Row>],
+pub async fn answers(
+    rows: &[Option<&ChatRequest>],
     dimensions: Option<u32>,
-    runtime: &CallRuntime,
-    metrics: &Arc<FunctionMetrics>,
+    scope: &CallScope,
 ) -> Vec<Option<AnswerResult>> {
     let mut pending: Vec<Option<BoxFuture<'_, AnswerResult>>> = Vec::with_capacity(rows.len());
     let mut to_ask: Vec<(EmbeddingRequest, Ask)> = Vec::new();
@@ -38,24 +35,23 @@ pub(super) async fn answers(
             continue;
         };
         let text = row
-            .request
             .messages
             .last()
             .map(|m| m.content.clone())
             .unwrap_or_default();
         let single = EmbeddingRequest {
-            model: row.request.model.clone(),
+            model: row.model.clone(),
             input: vec![text],
             dimensions,
         };
-        let keys = match keys(runtime, &single) {
+        let keys = match scope.embedding_keys(&single) {
             Ok(keys) => keys,
             Err(error) => {
                 pending.push(Some(futures::future::ready(Err(error)).boxed()));
                 continue;
             }
         };
-        let claim = claim(runtime, keys, metrics);
+        let claim = claim(scope, keys);
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push((single, ask));
@@ -84,31 +80,11 @@ pub(super) async fn answers(
     let _tasks: Vec<AbortOnDrop> = batches
         .into_iter()
         .map(|batch| {
-            let task = ask(batch, dimensions, runtime.clone(), Arc::clone(metrics));
-            spawn(task, runtime, metrics)
+            let task = ask(batch, dimensions, scope.clone());
+            spawn(task, scope)
         })
         .collect();
     await_answers(pending).await
-}
-
-/// The memo and cache keys of one text's embedding.
-fn keys(runtime: &CallRuntime, single: &EmbeddingRequest) -> Result<RequestKeys, Arc<CallError>> {
-    let body = serde_json::to_string(single).map_err(|e| {
-        Arc::new(CallError::Failed {
-            attempts: 0,
-            error: ProviderError::Malformed {
-                detail: format!("request could not be encoded: {e}"),
-            },
-        })
-    })?;
-    let url = &runtime.settings.embeddings_url;
-    Ok(RequestKeys {
-        memo: format!("{url}\n{body}"),
-        cache: runtime
-            .dispatcher
-            .cache_for(&runtime.settings)
-            .map(|cache| (cache, CacheKey::new(url, &single.model, &body))),
-    })
 }
 
 /// Asks one embeddings request for a batch of texts and answers each; a batch refused
@@ -117,8 +93,7 @@ fn keys(runtime: &CallRuntime, single: &EmbeddingRequest) -> Result<RequestKeys,
 fn ask(
     batch: Vec<(EmbeddingRequest, Ask)>,
     dimensions: Option<u32>,
-    runtime: CallRuntime,
-    metrics: Arc<FunctionMetrics>,
+    scope: CallScope,
 ) -> BoxFuture<'static, ()> {
     async move {
         let Some(model) = batch.first().map(|(single, _)| single.model.clone()) else {
@@ -132,14 +107,14 @@ fn ask(
                 .collect(),
             dimensions,
         };
-        if runtime.dry_run {
-            metrics.not_sent(request.input_chars());
+        if scope.dry_run {
+            scope.events.not_sent(request.input_chars());
             for (_, ask) in batch {
-                ask.answer(&runtime, Err(CallError::DryRun));
+                ask.answer(&scope, Err(CallError::DryRun));
             }
             return;
         }
-        match runtime.send_embeddings(&request, &metrics).await {
+        match scope.send_embeddings(&request).await {
             Ok(answer) => {
                 for ((_, ask), vector) in batch.into_iter().zip(answer.vectors) {
                     let content = serde_json::to_string(&vector).map_err(|e| CallError::Failed {
@@ -149,7 +124,7 @@ fn ask(
                         },
                     });
                     ask.answer(
-                        &runtime,
+                        &scope,
                         content.map(|content| ChatAnswer {
                             content,
                             usage: None,
@@ -168,14 +143,14 @@ fn ask(
                 let mut first = batch;
                 let second = first.split_off(first.len() / 2);
                 join_all([
-                    ask(first, dimensions, runtime.clone(), Arc::clone(&metrics)),
-                    ask(second, dimensions, runtime.clone(), Arc::clone(&metrics)),
+                    ask(first, dimensions, scope.clone()),
+                    ask(second, dimensions, scope.clone()),
                 ])
                 .await;
             }
             Err(error) => {
                 for (_, ask) in batch {
-                    ask.answer(&runtime, Err(error.clone()));
+                    ask.answer(&scope, Err(error.clone()));
                 }
             }
         }

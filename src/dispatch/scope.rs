@@ -1,0 +1,202 @@
+//! [`CallScope`]: the front of the request pipeline for one AI call in one partition.
+//! A request goes through the query's memo (identical requests of a query are sent
+//! once), then the response cache (answers kept across queries and processes), then the
+//! dispatcher (budget, limits, retries, provider); a fresh answer is stored in the cache
+//! as soon as it arrives. Packing and embedding batches enter here too
+//! ([`super::packing`], [`super::embedding`]).
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::{
+    AnswerMemo, Answered, CacheKey, CallError, Dispatcher, QueryControl, ResponseCache, StopReason,
+};
+use crate::config::{OnError, ProviderSettings};
+use crate::observe::CallObserver;
+use crate::provider::{ChatAnswer, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError};
+
+/// The result of one request, shared by every row that asked it.
+pub type AnswerResult = std::result::Result<Arc<ChatAnswer>, Arc<CallError>>;
+
+/// What the requests of one AI call share: the session's dispatcher, the query's memo,
+/// budget and stop signal, the settings in force when the query started, and the
+/// observer its events go to.
+#[derive(Clone)]
+pub struct CallScope {
+    /// The session's dispatcher.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The query's answers, deduplicated by request.
+    pub memo: Arc<AnswerMemo>,
+    /// The settings in force.
+    pub settings: Arc<ProviderSettings>,
+    /// The query's budget and stop signal.
+    pub query: QueryControl,
+    /// The query's number in its session, for spans.
+    pub query_id: u64,
+    /// The AI function's SQL name, for spans and messages.
+    pub function: &'static str,
+    /// Where the call's events are recorded.
+    pub events: Arc<dyn CallObserver>,
+    /// Only estimating (`blossom_estimate`): answers come from the response cache or
+    /// are [`CallError::DryRun`], and nothing is sent.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for CallScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallScope")
+            .field("query_id", &self.query_id)
+            .field("function", &self.function)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request's answer is remembered: the query's memo and the response cache.
+pub(super) struct RequestKeys {
+    pub memo: String,
+    pub cache: Option<(Arc<ResponseCache>, CacheKey)>,
+}
+
+impl CallScope {
+    /// The answer to `request`: from the query's memo when another row asked the same,
+    /// from the persistent response cache when it holds one, otherwise sent and stored
+    /// in the cache as soon as it arrives (errors are never stored).
+    pub async fn answer(&self, request: &ChatRequest) -> AnswerResult {
+        let keys = self.keys(request)?;
+        let scope = self.clone();
+        let request = request.clone();
+        let span = self.span();
+        let (result, shared) = self
+            .memo
+            .get_or_call(
+                keys.memo.clone(),
+                async move {
+                    scope.events.unique_prompt();
+                    if let Some(answer) = scope.cached(&keys) {
+                        return Ok(answer);
+                    }
+                    if scope.dry_run {
+                        scope.events.not_sent(request.prompt_chars());
+                        return Err(CallError::DryRun);
+                    }
+                    let result = scope.send(&request).await;
+                    if let Ok(answer) = &result {
+                        scope.store(keys, answer);
+                    }
+                    result
+                }
+                .instrument(span),
+            )
+            .await;
+        if shared {
+            self.events.dedup_hit();
+        }
+        result
+    }
+
+    /// The keys of `request`: for the query's memo and for the response cache.
+    pub(super) fn keys(&self, request: &ChatRequest) -> Result<RequestKeys, Arc<CallError>> {
+        let body = encoded(request)?;
+        let url = &self.settings.chat_url;
+        Ok(RequestKeys {
+            memo: format!("{url}\n{body}"),
+            cache: self
+                .dispatcher
+                .cache_for(&self.settings)
+                .map(|cache| (cache, CacheKey::new(url, &request.model, &body))),
+        })
+    }
+
+    /// The keys of one text's embedding.
+    pub(super) fn embedding_keys(
+        &self,
+        single: &EmbeddingRequest,
+    ) -> Result<RequestKeys, Arc<CallError>> {
+        let body = encoded(single)?;
+        let url = &self.settings.embeddings_url;
+        Ok(RequestKeys {
+            memo: format!("{url}\n{body}"),
+            cache: self
+                .dispatcher
+                .cache_for(&self.settings)
+                .map(|cache| (cache, CacheKey::new(url, &single.model, &body))),
+        })
+    }
+
+    /// The span every request of one call runs in.
+    pub(super) fn span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "ai_call",
+            query_id = self.query_id,
+            function = self.function,
+        )
+    }
+
+    /// The cached answer of a request, counted as a cache hit.
+    pub(super) fn cached(&self, keys: &RequestKeys) -> Option<ChatAnswer> {
+        let (cache, key) = keys.cache.as_ref()?;
+        let answer = cache.get(key, self.settings.cache_ttl)?;
+        self.events.cache_hit();
+        tracing::debug!("answered from the response cache");
+        Some(answer)
+    }
+
+    /// Stores an answer in the response cache, if there is one; counts it as paid for
+    /// without the cache when one was asked for but could not be opened.
+    pub(super) fn store(&self, keys: RequestKeys, answer: &ChatAnswer) {
+        match keys.cache {
+            Some((cache, key)) => cache.put(key, answer),
+            None if self.settings.cache_dir.is_some() => self.events.answer_not_cached(),
+            None => {}
+        }
+    }
+
+    /// Sends a request through the dispatcher.
+    pub(super) async fn send(&self, request: &ChatRequest) -> Result<ChatAnswer, CallError> {
+        let result = self
+            .dispatcher
+            .call(&self.settings, request, &self.query, &*self.events)
+            .await;
+        self.stop_on_failed_request(&result);
+        result.map(|answered| answered.answer)
+    }
+
+    /// Sends an embeddings request through the dispatcher.
+    pub(super) async fn send_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<EmbeddingAnswer, CallError> {
+        let result = self
+            .dispatcher
+            .embed(&self.settings, request, &self.query, &*self.events)
+            .await;
+        self.stop_on_failed_request(&result);
+        result.map(|answered| answered.answer)
+    }
+
+    /// Under `blossom.on_error = 'fail'`, a request that failed for good fails its rows,
+    /// so it stops the query at once, before the rest of the batch is answered.
+    fn stop_on_failed_request<T>(&self, result: &Result<Answered<T>, CallError>) {
+        if self.dry_run || self.settings.on_error != OnError::Fail {
+            return;
+        }
+        if let Err(error @ CallError::Failed { .. }) = result {
+            let message = format!("{}() failed: {error}", self.function);
+            self.query.stop.stop(StopReason::RowFailed(message));
+        }
+    }
+}
+
+/// A request's JSON: the memo's and the cache's key.
+fn encoded(request: &impl serde::Serialize) -> Result<String, Arc<CallError>> {
+    serde_json::to_string(request).map_err(|e| {
+        Arc::new(CallError::Failed {
+            attempts: 0,
+            error: ProviderError::Malformed {
+                detail: format!("request could not be encoded: {e}"),
+            },
+        })
+    })
+}

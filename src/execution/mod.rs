@@ -1,0 +1,17 @@
+//! How AI calls run inside a query: [`AiExec`], the operator that evaluates a batch's
+//! calls concurrently through the request pipeline, what it takes from its session at
+//! execute time ([`AiServices`], [`DryRun`]), the codec that carries it to another
+//! session ([`AiExecCodec`]), and `COPY`'s atomic write ([`StagedCopyExec`]).
+
+mod ai_call;
+mod ai_exec;
+mod codec;
+mod reduce;
+mod services;
+mod staged_copy;
+
+pub(crate) use ai_call::{AiCall, Guard, Truth};
+pub use ai_exec::AiExec;
+pub use codec::AiExecCodec;
+pub use services::{AiServices, DryRun};
+pub(crate) use staged_copy::{StagedCopyExec, remove_with_staging_files, stage};

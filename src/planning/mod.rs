@@ -1,0 +1,10 @@
+//! How AI calls are planned: the query planner that lifts AI calls out of the
+//! logical plan's scans ([`LiftAiCalls`], which also stages `COPY`), and the physical
+//! optimizer rule that moves every AI call out of projections and filters into
+//! [`crate::execution::AiExec`] operators ([`PlanAiCalls`]).
+
+mod lift;
+mod rule;
+
+pub use lift::{LiftAiCalls, lift};
+pub use rule::PlanAiCalls;
