@@ -197,3 +197,55 @@ async fn identical_rows_make_one_request() {
     assert_eq!(values, expected_sentiments(&texts));
     assert_eq!(sim.stats().requests, 1);
 }
+
+/// Concurrent queries share the endpoint's limits. The rule: every request to an
+/// endpoint takes a slot of one cap; a query whose `max_concurrency` differs sets it for
+/// the endpoint (a smaller one takes effect as requests in flight finish). So the
+/// provider never sees more in flight than the largest cap of the queries running.
+/// (Before limits were keyed by endpoint, each change of settings made a new limiter,
+/// and two queries with different caps together went over both.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_never_exceed_the_endpoints_cap() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(10),
+        ..SimConfig::default()
+    })
+    .await;
+    let ctx = session(&sim, &[("max_concurrency", "3")]);
+    let texts = unique_texts(300);
+    register_texts(&ctx, &texts);
+    let run = |sql: &'static str, cap: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.sql(&format!("SET blossom.max_concurrency = {cap}"))
+                .await?
+                .collect()
+                .await?;
+            // The DataFrame keeps the settings in force when it was made.
+            ctx.sql(sql).await
+        }
+    };
+    let a = run("SELECT sentiment(text) FROM t", "3").await.unwrap();
+    let b = run("SELECT enhance(text) FROM t", "6").await.unwrap();
+    let c = run("SELECT summarize(text) FROM t", "3").await.unwrap();
+    let (a, b, c) = tokio::join!(a.collect(), b.collect(), c.collect());
+    let rows = |batches: Vec<datafusion::arrow::array::RecordBatch>| {
+        batches.iter().map(|b| b.num_rows()).sum::<usize>()
+    };
+    assert_eq!(rows(a.unwrap()), 300);
+    assert_eq!(rows(b.unwrap()), 300);
+    assert_eq!(rows(c.unwrap()), 300);
+    let stats = sim.stats();
+    assert_eq!(stats.requests, 900);
+    assert!(stats.peak_in_flight <= 6, "{stats:?}");
+
+    // Equal caps are one cap for the endpoint, not one each.
+    sim.reset_stats();
+    let a = run("SELECT sentiment(text) FROM t", "4").await.unwrap();
+    let b = run("SELECT enhance(text) FROM t", "4").await.unwrap();
+    let (a, b) = tokio::join!(a.collect(), b.collect());
+    assert_eq!(rows(a.unwrap()) + rows(b.unwrap()), 600);
+    let stats = sim.stats();
+    assert_eq!(stats.requests, 600);
+    assert!(stats.peak_in_flight <= 4, "{stats:?}");
+}
