@@ -7,11 +7,12 @@ mod error;
 #[cfg(test)]
 pub(crate) mod proptests;
 mod retry_after;
+mod text;
 mod types;
 
 pub use client::ChatClient;
-pub(crate) use client::truncate_chars;
 pub use embeddings::{EmbeddingAnswer, EmbeddingRequest};
 pub use error::ProviderError;
 pub use retry_after::parse_retry_after;
+pub(crate) use text::truncate_chars;
 pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars};
