@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod error_class;
 pub mod error_log;
 pub mod estimate;
 pub mod file_tables;

@@ -30,6 +30,7 @@ pub use observer::{CallObserver, Unobserved};
 pub use stop::{QueryStop, StopReason};
 
 use crate::config::{OnError, ProviderSettings};
+use crate::error_class::ErrorClass;
 use crate::provider::{
     ChatAnswer, ChatClient, ChatRequest, EmbeddingAnswer, EmbeddingRequest, ProviderError,
     TokenUsage,
@@ -325,7 +326,7 @@ impl Dispatcher {
                     ),
                     Err(error) => tracing::debug!(
                         latency_ms = latency.as_millis() as u64,
-                        class = error.class(),
+                        class = error.class().as_str(),
                         "failed: {error}"
                     ),
                 }
@@ -365,7 +366,7 @@ impl Dispatcher {
                 tracing::debug!(
                     url = %attempt.url,
                     attempts,
-                    class = error.class(),
+                    class = error.class().as_str(),
                     "request failed for good: {error}"
                 );
                 return Err(CallError::Failed { attempts, error });
@@ -377,14 +378,14 @@ impl Dispatcher {
                 }
                 None => backoff.next_delay(),
             };
-            observer.retrying(error.class());
-            if error.class() == "rate_limited" {
+            observer.retrying(error.class().as_str());
+            if error.class() == ErrorClass::RateLimited {
                 observer.throttled(wait);
             }
             tracing::debug!(
                 url = %attempt.url,
                 attempt = attempts,
-                class = error.class(),
+                class = error.class().as_str(),
                 wait_ms = wait.as_millis() as u64,
                 "retrying after: {error}"
             );

@@ -22,6 +22,7 @@ use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{
     Answered, CacheKey, CallError, Dispatcher, QueryMemo, ResponseCache, StopReason,
 };
+use crate::error_class::ErrorClass;
 use crate::error_log::{ErrorLog, RowError, now_unix_ms};
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
 use crate::provider::{
@@ -377,7 +378,7 @@ impl AiCall {
             },
             Err(ReduceError::Ask(outcome)) => outcome,
             Err(ReduceError::TooLong(why)) => Outcome::Failed(Cause {
-                class: "prompt_too_long",
+                class: ErrorClass::PromptTooLong,
                 status: None,
                 attempts: None,
                 message: why,
@@ -602,7 +603,7 @@ struct ReductionInput {
 
 /// Why a row failed, as the error log records it.
 struct Cause {
-    class: &'static str,
+    class: ErrorClass,
     status: Option<u16>,
     attempts: Option<u32>,
     message: String,
@@ -612,7 +613,7 @@ impl Cause {
     /// An answer the function refused.
     fn invalid(message: String) -> Self {
         Self {
-            class: "invalid_answer",
+            class: ErrorClass::InvalidAnswer,
             status: None,
             attempts: None,
             message,
@@ -622,7 +623,7 @@ impl Cause {
     /// Fields of an answer the function could not use (the rest of the value is kept).
     fn invalid_fields(problems: &[String]) -> Self {
         Self {
-            class: "invalid_field",
+            class: ErrorClass::InvalidField,
             status: None,
             attempts: None,
             message: problems.join("; "),

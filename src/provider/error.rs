@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error_class::ErrorClass;
+
 /// One failed attempt at a chat request. Messages name the endpoint but never a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderError {
@@ -76,17 +78,17 @@ impl ProviderError {
         }
     }
 
-    /// A short, stable name for the class of failure (for logs and metrics).
-    pub fn class(&self) -> &'static str {
+    /// The class of failure, for logs, `blossom_errors()` and `blossom_metrics()`.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Status { status: 429, .. } => "rate_limited",
-            Self::Status { status, .. } if *status >= 500 => "server_error",
-            Self::Status { .. } => "client_error",
-            Self::Timeout { .. } => "timeout",
-            Self::Connect { .. } => "connect",
-            Self::Transport { .. } => "transport",
-            Self::Malformed { .. } => "malformed",
-            Self::EmptyAnswer => "empty_answer",
+            Self::Status { status: 429, .. } => ErrorClass::RateLimited,
+            Self::Status { status, .. } if *status >= 500 => ErrorClass::ServerError,
+            Self::Status { .. } => ErrorClass::ClientError,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Connect { .. } => ErrorClass::Connect,
+            Self::Transport { .. } => ErrorClass::Transport,
+            Self::Malformed { .. } => ErrorClass::Malformed,
+            Self::EmptyAnswer => ErrorClass::EmptyAnswer,
         }
     }
 }
@@ -146,5 +148,20 @@ mod tests {
         }
         assert!(ProviderError::EmptyAnswer.is_retryable());
         assert!(status(401).to_string().contains("API key"));
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status(429).class(), ErrorClass::RateLimited);
+        assert_eq!(status(500).class(), ErrorClass::ServerError);
+        assert_eq!(status(524).class(), ErrorClass::ServerError);
+        assert_eq!(status(400).class(), ErrorClass::ClientError);
+        assert_eq!(status(404).class(), ErrorClass::ClientError);
+        let timeout = ProviderError::Timeout {
+            url: "u".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(timeout.class().as_str(), "timeout");
+        assert_eq!(ProviderError::EmptyAnswer.class().as_str(), "empty_answer");
     }
 }
