@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use crate::provider::{ChatRequest, ProviderError};
+use crate::provider::ChatRequest;
 
 /// The chat URLs of a session that refused a JSON schema.
 #[derive(Debug, Default)]
@@ -55,22 +55,6 @@ pub(crate) fn in_json_object_mode(request: &ChatRequest) -> ChatRequest {
     }
 }
 
-/// Whether `error` is a provider refusing the request's JSON schema: a 400 or 422 whose
-/// message names `response_format` or `json_schema`.
-pub(crate) fn refuses_json_schema(error: &ProviderError) -> bool {
-    match error {
-        ProviderError::Status {
-            status: 400 | 422,
-            message,
-            ..
-        } => {
-            let message = message.to_lowercase();
-            message.contains("response_format") || message.contains("json_schema")
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,25 +80,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_recognised() {
-        let refusal = |status, message: &str| ProviderError::Status {
-            status,
-            message: message.into(),
-            retry_after: None,
-        };
-        assert!(refuses_json_schema(&refusal(
-            400,
-            "response_format json_schema is not supported"
-        )));
-        assert!(refuses_json_schema(&refusal(
-            422,
-            "Unknown field: json_schema"
-        )));
-        assert!(!refuses_json_schema(&refusal(
-            400,
-            "context length exceeded"
-        )));
-        assert!(!refuses_json_schema(&refusal(500, "response_format")));
+    fn refusals_are_remembered() {
         let refusals = JsonSchemaRefusals::default();
         assert!(!refusals.refused("u"));
         refusals.remember("u");

@@ -634,10 +634,7 @@ impl Cause {
     fn of(error: &CallError, attempts: u32, provider_error: &ProviderError) -> Self {
         Self {
             class: provider_error.class(),
-            status: match provider_error {
-                ProviderError::Status { status, .. } => Some(*status),
-                _ => None,
-            },
+            status: provider_error.status(),
             attempts: Some(attempts),
             message: error.to_string(),
         }

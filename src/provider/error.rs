@@ -70,6 +70,57 @@ impl ProviderError {
         )
     }
 
+    /// Whether the provider cannot be reached at all, rather than answering badly: the
+    /// connection was refused or broke, no answer came in time, or a gateway in front of
+    /// it answered for it (502, 503, 504). What the circuit breaker counts.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } => matches!(status, 502..=504),
+            Self::Malformed { .. } | Self::EmptyAnswer => false,
+        }
+    }
+
+    /// Whether the provider refused this request for what it holds (400, 413, 422: too
+    /// long, filtered, not processable), so that a smaller request, such as one of its
+    /// halves, may be accepted. Not a refusal of the account ([`Self::refuses_account`]).
+    pub fn rejects_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 400 | 413 | 422,
+                ..
+            }
+        )
+    }
+
+    /// Whether the provider refused the JSON schema the request asked its answer to
+    /// follow: a 400 or 422 whose message names `response_format` or `json_schema`. The
+    /// same request in JSON object mode may be accepted.
+    pub fn refuses_json_schema(&self) -> bool {
+        match self {
+            Self::Status {
+                status: 400 | 422,
+                message,
+                ..
+            } => {
+                let message = message.to_lowercase();
+                message.contains("response_format") || message.contains("json_schema")
+            }
+            _ => false,
+        }
+    }
+
+    /// The HTTP status the provider answered with, for the record
+    /// (`blossom_errors().status`); `None` when no answer came or it was a success that
+    /// could not be used. Decisions use the predicates above, not this number.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// The wait the provider asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -148,6 +199,50 @@ mod tests {
         }
         assert!(ProviderError::EmptyAnswer.is_retryable());
         assert!(status(401).to_string().contains("API key"));
+    }
+
+    #[test]
+    fn only_unreachable_classes_count() {
+        let refused = ProviderError::Connect {
+            url: "http://127.0.0.1:9".into(),
+            detail: "Connection refused (os error 111)".into(),
+        };
+        assert!(refused.is_unreachable());
+        for s in [502, 503, 504] {
+            assert!(status(s).is_unreachable(), "{s}");
+        }
+        assert!(!ProviderError::EmptyAnswer.is_unreachable());
+        assert!(!status(500).is_unreachable());
+    }
+
+    #[test]
+    fn rejected_requests() {
+        for s in [400, 413, 422] {
+            assert!(status(s).rejects_request(), "{s}");
+        }
+        for s in [401, 403, 429, 500, 502] {
+            assert!(!status(s).rejects_request(), "{s}");
+        }
+        assert!(!ProviderError::EmptyAnswer.rejects_request());
+    }
+
+    #[test]
+    fn json_schema_refusals_are_recognised() {
+        let refusal = |status, message: &str| ProviderError::Status {
+            status,
+            message: message.into(),
+            retry_after: None,
+        };
+        assert!(refusal(400, "response_format json_schema is not supported").refuses_json_schema());
+        assert!(refusal(422, "Unknown field: json_schema").refuses_json_schema());
+        assert!(!refusal(400, "context length exceeded").refuses_json_schema());
+        assert!(!refusal(500, "response_format").refuses_json_schema());
+    }
+
+    #[test]
+    fn the_status_is_recorded_only_for_answers() {
+        assert_eq!(status(503).status(), Some(503));
+        assert_eq!(ProviderError::EmptyAnswer.status(), None);
     }
 
     #[test]
