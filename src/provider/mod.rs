@@ -15,4 +15,6 @@ pub use embeddings::{EmbeddingAnswer, EmbeddingRequest};
 pub use error::ProviderError;
 pub use retry_after::parse_retry_after;
 pub(crate) use text::truncate_chars;
-pub use types::{ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars};
+pub use types::{
+    AnswerFormat, ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars,
+};
