@@ -16,8 +16,8 @@ use crate::redact::scrub;
 /// The longest provider message kept in an error.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-/// A client for OpenAI-compatible chat completions. Cheap to clone; connections are
-/// pooled and reused.
+/// The OpenAI-compatible [`Provider`](super::Provider): chat completions and embeddings
+/// over HTTP. Cheap to clone; connections are pooled and reused.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     http: reqwest::Client,

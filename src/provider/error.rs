@@ -1,14 +1,18 @@
-//! The ways a provider call fails, and which of them are worth retrying.
+//! The ways a provider call fails, and what each means to its caller: whether to retry,
+//! stop the query, count an outage, split the request or ask for plain JSON. Callers
+//! ask these questions of [`ProviderError`] instead of reading HTTP statuses.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::error_class::ErrorClass;
 
-/// One failed attempt at a chat request. Messages name the endpoint but never a secret.
+/// One failed attempt at a chat or embeddings request. Messages name the endpoint but
+/// never a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderError {
-    /// The provider answered with a non-success HTTP status.
+    /// The provider answered with a non-success HTTP status (a protocol without HTTP
+    /// gives the status that means the same).
     Status {
         /// The HTTP status code.
         status: u16,
