@@ -1,42 +1,53 @@
-//! [`ErrorClass`]: why a request or a row failed, as `blossom_errors().error_class` and
-//! `blossom_metrics()` name it.
+//! The classes of a failed call or row, as `blossom_errors()` and `blossom_metrics()`
+//! name them: one enum instead of strings compared across the crate.
+//!
+//! ```sql
+//! SELECT error_class, count(*) FROM blossom_errors() GROUP BY error_class;
+//! ```
 
 use std::fmt;
 
-/// The class of a failure. Its string ([`ErrorClass::as_str`]) is what users filter on:
+/// Why a request or a row failed. The provider's classes come from
+/// `ProviderError::class`; the others are the rows' own (an answer the function could
+/// not use, a prompt too long to send).
 ///
-/// ```sql
-/// SELECT input, message FROM blossom_errors() WHERE error_class = 'rate_limited';
+/// [`ErrorClass::as_str`] is the stable name shown in `blossom_errors().error_class`
+/// and counted in `blossom_metrics()`: renaming one changes what users' queries see.
+///
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// use blossom_sql::error_class::ErrorClass;
+/// assert_eq!(ErrorClass::RateLimited.as_str(), "rate_limited");
+/// assert_eq!(ErrorClass::parse("invalid_field"), Some(ErrorClass::InvalidField));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorClass {
-    /// The provider answered 429.
+    /// The provider asked us to slow down (HTTP 429).
     RateLimited,
-    /// The provider answered 5xx.
+    /// The provider failed on its side (HTTP 5xx).
     ServerError,
-    /// The provider answered another 4xx.
+    /// The provider refused the request (an HTTP 4xx other than 429).
     ClientError,
-    /// No answer within `blossom.request_timeout`.
+    /// No answer within the request timeout.
     Timeout,
-    /// The connection could not be made.
+    /// The connection could not be made (refused, DNS, TLS).
     Connect,
-    /// The connection broke, or the body could not be read.
+    /// The connection broke before a whole answer arrived.
     Transport,
-    /// An answer that is not the protocol's JSON.
+    /// A successful answer that could not be read.
     Malformed,
-    /// An answer without content.
+    /// A successful answer with empty content.
     EmptyAnswer,
-    /// An answer the function refused (not one of the labels, not the JSON asked for).
+    /// An answer the function refused (no JSON object, not one of the labels, ...).
     InvalidAnswer,
-    /// Fields of a structured answer that could not be used; the rest is kept.
+    /// Fields of an answer the function could not cast; the row keeps the others.
     InvalidField,
-    /// A text too long for `blossom.max_prompt_chars` on its own.
+    /// A prompt that cannot be made to fit `blossom.max_prompt_chars`.
     PromptTooLong,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 11] = [
+    pub const ALL: [Self; 11] = [
         Self::RateLimited,
         Self::ServerError,
         Self::ClientError,
@@ -50,8 +61,9 @@ impl ErrorClass {
         Self::PromptTooLong,
     ];
 
-    /// The class's name in SQL results.
-    pub fn as_str(self) -> &'static str {
+    /// The class's stable name, as logs, `blossom_errors()` and `blossom_metrics()`
+    /// show it.
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
@@ -66,6 +78,11 @@ impl ErrorClass {
             Self::PromptTooLong => "prompt_too_long",
         }
     }
+
+    /// The class named `name` (as [`ErrorClass::as_str`] writes it), if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|class| class.as_str() == name)
+    }
 }
 
 impl fmt::Display for ErrorClass {
@@ -76,18 +93,28 @@ impl fmt::Display for ErrorClass {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
-    fn every_class_has_its_own_name() {
-        let mut names: Vec<&str> = ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), ErrorClass::ALL.len());
-        assert!(
-            names
-                .iter()
-                .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        );
+    fn every_name_round_trips_and_is_unique() {
+        let mut seen = HashSet::new();
+        for class in ErrorClass::ALL {
+            let name = class.as_str();
+            assert!(seen.insert(name), "{name} named twice");
+            assert_eq!(ErrorClass::parse(name), Some(class));
+            assert_eq!(class.to_string(), name);
+        }
+        assert_eq!(ErrorClass::parse("no_such_class"), None);
+    }
+
+    #[test]
+    fn all_lists_the_variants_in_declaration_order() {
+        // No gap and no repeat: a variant added in the middle without being listed
+        // shifts the discriminants after it.
+        for (position, class) in ErrorClass::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, position, "{class}");
+        }
     }
 }

@@ -79,18 +79,6 @@ impl Default for Breaker {
     }
 }
 
-/// Whether `error` says the provider cannot be reached at all, rather than that it
-/// answered badly.
-pub(crate) fn is_unreachable(error: &ProviderError) -> bool {
-    match error {
-        ProviderError::Connect { .. }
-        | ProviderError::Timeout { .. }
-        | ProviderError::Transport { .. } => true,
-        ProviderError::Status { status, .. } => matches!(status, 502..=504),
-        _ => false,
-    }
-}
-
 impl Breaker {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -167,15 +155,15 @@ impl Breaker {
     }
 
     /// Records a failed attempt; returns whether the breaker is open afterwards. A
-    /// failure that is not [`is_unreachable`] proves the provider reachable and counts
-    /// as an answer.
+    /// failure that is not [`ProviderError::is_unreachable`] proves the provider
+    /// reachable and counts as an answer.
     pub(crate) fn failed(
         &self,
         admission: Admission,
         error: &ProviderError,
         settings: &BreakerSettings,
     ) -> bool {
-        if !is_unreachable(error) {
+        if !error.is_unreachable() {
             self.succeeded();
             return false;
         }
@@ -304,23 +292,5 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         breaker.reset();
         assert_eq!(breaker.admit(&s).await, Ok(Admission::Normal));
-    }
-
-    #[test]
-    fn only_unreachable_classes_count() {
-        assert!(is_unreachable(&refused()));
-        for status in [502, 503, 504] {
-            assert!(is_unreachable(&ProviderError::Status {
-                status,
-                message: String::new(),
-                retry_after: None
-            }));
-        }
-        assert!(!is_unreachable(&ProviderError::EmptyAnswer));
-        assert!(!is_unreachable(&ProviderError::Status {
-            status: 500,
-            message: String::new(),
-            retry_after: None
-        }));
     }
 }

@@ -88,8 +88,8 @@ pub async fn answers(
 }
 
 /// Asks one embeddings request for a batch of texts and answers each; a batch refused
-/// for its content (400, 413, 422) is split in halves, so one bad text does not fail
-/// the others.
+/// for its content ([`ProviderError::rejects_request`]) is split in halves, so one bad
+/// text does not fail the others.
 fn ask(
     batch: Vec<(EmbeddingRequest, Ask)>,
     dimensions: Option<u32>,
@@ -132,14 +132,7 @@ fn ask(
                     );
                 }
             }
-            Err(CallError::Failed {
-                error:
-                    ProviderError::Status {
-                        status: 400 | 413 | 422,
-                        ..
-                    },
-                ..
-            }) if batch.len() > 1 => {
+            Err(CallError::Failed { error, .. }) if batch.len() > 1 && error.rejects_request() => {
                 let mut first = batch;
                 let second = first.split_off(first.len() / 2);
                 join_all([

@@ -9,9 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use serde_json::json;
-
-use crate::provider::{ChatRequest, ProviderError};
+use crate::provider::{AnswerFormat, ChatRequest};
 
 /// The chat URLs of a session that refused a JSON schema.
 #[derive(Debug, Default)]
@@ -39,35 +37,14 @@ impl JsonSchemaRefusals {
 
 /// Whether `request` asks for an answer following a JSON schema.
 pub(crate) fn asks_json_schema(request: &ChatRequest) -> bool {
-    request
-        .response_format
-        .as_ref()
-        .and_then(|format| format.get("type"))
-        .and_then(|kind| kind.as_str())
-        == Some("json_schema")
+    matches!(request.response_format, Some(AnswerFormat::JsonSchema { .. }))
 }
 
 /// `request` asking for any JSON object instead (its prompt still lists the fields).
 pub(crate) fn in_json_object_mode(request: &ChatRequest) -> ChatRequest {
     ChatRequest {
-        response_format: Some(json!({"type": "json_object"})),
+        response_format: Some(AnswerFormat::JsonObject),
         ..request.clone()
-    }
-}
-
-/// Whether `error` is a provider refusing the request's JSON schema: a 400 or 422 whose
-/// message names `response_format` or `json_schema`.
-pub(crate) fn refuses_json_schema(error: &ProviderError) -> bool {
-    match error {
-        ProviderError::Status {
-            status: 400 | 422,
-            message,
-            ..
-        } => {
-            let message = message.to_lowercase();
-            message.contains("response_format") || message.contains("json_schema")
-        }
-        _ => false,
     }
 }
 
@@ -75,7 +52,7 @@ pub(crate) fn refuses_json_schema(error: &ProviderError) -> bool {
 mod tests {
     use super::*;
 
-    fn request(format: Option<serde_json::Value>) -> ChatRequest {
+    fn request(format: Option<AnswerFormat>) -> ChatRequest {
         ChatRequest {
             model: "m".into(),
             messages: vec![],
@@ -87,34 +64,20 @@ mod tests {
 
     #[test]
     fn schema_requests_fall_back_to_object_mode() {
-        let schema = request(Some(json!({"type": "json_schema", "json_schema": {}})));
+        let schema = request(Some(AnswerFormat::JsonSchema {
+            name: "extract".into(),
+            schema: serde_json::json!({}),
+            strict: true,
+        }));
         assert!(asks_json_schema(&schema));
         let object = in_json_object_mode(&schema);
         assert!(!asks_json_schema(&object));
-        assert_eq!(object.response_format, Some(json!({"type": "json_object"})));
+        assert_eq!(object.response_format, Some(AnswerFormat::JsonObject));
         assert!(!asks_json_schema(&request(None)));
     }
 
     #[test]
-    fn refusals_are_recognised() {
-        let refusal = |status, message: &str| ProviderError::Status {
-            status,
-            message: message.into(),
-            retry_after: None,
-        };
-        assert!(refuses_json_schema(&refusal(
-            400,
-            "response_format json_schema is not supported"
-        )));
-        assert!(refuses_json_schema(&refusal(
-            422,
-            "Unknown field: json_schema"
-        )));
-        assert!(!refuses_json_schema(&refusal(
-            400,
-            "context length exceeded"
-        )));
-        assert!(!refuses_json_schema(&refusal(500, "response_format")));
+    fn refusals_are_remembered() {
         let refusals = JsonSchemaRefusals::default();
         assert!(!refusals.refused("u"));
         refusals.remember("u");

@@ -52,7 +52,7 @@ use crate::provider::{
     ProviderError, TokenUsage,
 };
 use breaker::{Breaker, BreakerSettings, OutageTooLong};
-use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode, refuses_json_schema};
+use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode};
 use limits::Limits;
 use retry::Backoff;
 use stop::unless_stopped;
@@ -204,7 +204,7 @@ impl Dispatcher {
         let result = self.send_chat(settings, request, query, observer).await;
         match result {
             Err(CallError::Failed { attempts, error })
-                if asks_json_schema(request) && refuses_json_schema(&error) =>
+                if asks_json_schema(request) && error.refuses_json_schema() =>
             {
                 tracing::info!(
                     url = %url,

@@ -23,7 +23,7 @@ use super::CallError;
 use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
 use super::scope::{AnswerResult, CallScope};
 use crate::functions::pack::{packed_messages, parse_packed_answer};
-use crate::provider::{ChatAnswer, ChatMessage, ChatRequest, ProviderError};
+use crate::provider::{ChatAnswer, ChatMessage, ChatRequest};
 
 /// Extra answer tokens allowed per packed row for its id and JSON punctuation, when
 /// `max_answer_tokens` limits the answer.
@@ -336,14 +336,7 @@ fn ask(
             }
             // A request refused for its content (too long, filtered) may be refused
             // because of one row: the others should not fail with it.
-            Err(CallError::Failed {
-                error:
-                    ProviderError::Status {
-                        status: 400 | 413 | 422,
-                        ..
-                    },
-                ..
-            }) => {
+            Err(CallError::Failed { error, .. }) if error.rejects_request() => {
                 control.judge(pack.len(), 0);
                 pack
             }

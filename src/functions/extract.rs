@@ -7,11 +7,10 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Documentation;
-use serde_json::{Value, json};
 
 use super::schema::answer_object;
 use super::{AiFunction, ArgSpec, Constants, DOC_SECTION, Param, arg, with_options_argument};
-use crate::provider::ChatMessage;
+use crate::provider::{AnswerFormat, ChatMessage};
 
 /// `ai_extract(text, schema)`: returns a STRUCT with one field per entry of the schema
 /// literal, filled from the text by the model.
@@ -28,8 +27,10 @@ use crate::provider::ChatMessage;
 /// no options follow; `ai_extract(...)` takes any expression and options.
 ///
 /// The request asks for JSON twice over: its system prompt lists the keys and their
-/// types, and it carries an OpenAI structured-output `response_format`
-/// (`{"type": "json_schema", "json_schema": {"name": "extract", "strict": true, ...}}`)
+/// types, and it asks for an answer following the fields' strict JSON Schema
+/// ([`AnswerFormat::JsonSchema`], sent to OpenAI-compatible providers as the
+/// structured-output `response_format`
+/// `{"type": "json_schema", "json_schema": {"name": "extract", "strict": true, ...}}`)
 /// so providers that support it answer with a matching object. A provider that refuses
 /// JSON schemas (a 400 naming `response_format` or `json_schema`) is asked again in JSON
 /// object mode (`{"type": "json_object"}`), and so are the session's later requests to
@@ -105,16 +106,13 @@ impl AiFunction for Extract {
             })
     }
 
-    fn response_format(&self, constants: &Constants) -> Option<Value> {
+    fn response_format(&self, constants: &Constants) -> Option<AnswerFormat> {
         let schema = constants.schema()?;
-        Some(json!({
-            "type": "json_schema",
-            "json_schema": {
-                "name": "extract",
-                "strict": true,
-                "schema": schema.json_schema(),
-            },
-        }))
+        Some(AnswerFormat::JsonSchema {
+            name: "extract".to_string(),
+            schema: schema.json_schema(),
+            strict: true,
+        })
     }
 
     fn messages(&self, args: &[&str], constants: &Constants) -> Vec<ChatMessage> {
@@ -162,8 +160,11 @@ impl AiFunction for Extract {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::functions::StructSchema;
+    use crate::provider::ChatRequest;
 
     fn constants() -> Constants {
         Constants::with_schema(
@@ -185,13 +186,16 @@ mod tests {
                 .unwrap_err()
                 .contains("argument 2 (schema)")
         );
-        let format = Extract.response_format(&constants).unwrap();
-        assert_eq!(format["type"], "json_schema");
-        assert_eq!(format["json_schema"]["strict"], true);
-        assert_eq!(
-            format["json_schema"]["schema"]["required"],
-            json!(["name", "price", "tags"])
-        );
+        let Some(AnswerFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) = Extract.response_format(&constants)
+        else {
+            panic!("no JSON schema")
+        };
+        assert_eq!((name.as_str(), strict), ("extract", true));
+        assert_eq!(schema["required"], json!(["name", "price", "tags"]));
         let messages = Extract.messages(&["a text"], &constants);
         assert!(messages[0].content.contains("- \"price\": number"));
         assert_eq!(messages[1], ChatMessage::user("a text"));
@@ -220,5 +224,30 @@ mod tests {
         );
         let e = Extract.parse("I found nothing.", &constants).unwrap_err();
         assert!(e.contains("is not a JSON object"), "{e}");
+    }
+
+    /// The request `ai_extract` sends, as the query memo and the persistent cache key
+    /// it: byte for byte what it was when the format was a raw JSON value, so caches
+    /// written then still answer.
+    #[test]
+    fn the_request_json_is_the_cache_key_of_before() {
+        let constants = Constants::with_schema(
+            StructSchema::parse("product VARCHAR, rating INT").expect("schema"),
+        );
+        let request = ChatRequest {
+            model: "openai".to_string(),
+            messages: Extract.messages(&["Great lamp, 4 stars"], &constants),
+            temperature: None,
+            max_tokens: None,
+            response_format: Extract.response_format(&constants),
+        };
+        let key = serde_json::to_string(&request).expect("serializes");
+        assert_eq!(
+            key,
+            concat!(
+                r#"{"model":"openai","messages":[{"role":"system","content":"You extract fields from texts. Answer with one JSON object that has exactly these keys, and nothing else:\n- \"product\": text\n- \"rating\": whole number\nUse null for a value the text does not give. Write numbers as JSON numbers, true or false as JSON booleans, dates as \"YYYY-MM-DD\" and lists as JSON arrays."},{"role":"user","content":"Great lamp, 4 stars"}],"#,
+                r#""response_format":{"json_schema":{"name":"extract","schema":{"additionalProperties":false,"properties":{"product":{"type":["string","null"]},"rating":{"type":["integer","null"]}},"required":["product","rating"],"type":"object"},"strict":true},"type":"json_schema"}}"#,
+            )
+        );
     }
 }

@@ -51,7 +51,7 @@ pub use summarize::Summarize;
 pub use translate::Translate;
 pub use udf::AiUdf;
 
-use crate::provider::ChatMessage;
+use crate::provider::{AnswerFormat, ChatMessage};
 
 /// The section every AI function's documentation belongs to.
 pub(crate) const DOC_SECTION: DocSection = DocSection {
@@ -137,9 +137,9 @@ pub trait AiFunction: Send + Sync + Debug + 'static {
         Ok(self.return_type())
     }
 
-    /// The `response_format` the requests carry (e.g. an OpenAI JSON schema); `None`
-    /// (the default) sends none.
-    fn response_format(&self, _constants: &Constants) -> Option<serde_json::Value> {
+    /// The answer format the requests ask for (e.g. a JSON schema); `None` (the
+    /// default) asks for none. The provider writes it in its protocol's terms.
+    fn response_format(&self, _constants: &Constants) -> Option<AnswerFormat> {
         None
     }
 

@@ -8,6 +8,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use super::embeddings::{EmbeddingAnswer, EmbeddingRequest, parse_embeddings};
 use super::error::ProviderError;
 use super::retry_after::parse_retry_after;
+use super::text::{excerpt, truncate_chars};
 use super::types::{ChatAnswer, ChatRequest, ChatResponse};
 use crate::config::ApiKey;
 use crate::redact::scrub;
@@ -15,8 +16,8 @@ use crate::redact::scrub;
 /// The longest provider message kept in an error.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-/// A client for OpenAI-compatible chat completions. Cheap to clone; connections are
-/// pooled and reused.
+/// The OpenAI-compatible [`Provider`](super::Provider): chat completions and embeddings
+/// over HTTP. Cheap to clone; connections are pooled and reused.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     http: reqwest::Client,
@@ -192,18 +193,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-pub(crate) fn excerpt(text: &str) -> String {
-    format!("{:?}", truncate_chars(text, 80))
-}
-
-/// The first `max` characters of `text`, with an ellipsis when cut.
-pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +235,5 @@ mod tests {
             "<html>bad gateway</html>"
         );
         assert_eq!(error_message(""), "(empty body)");
-        assert_eq!(truncate_chars("héllo", 2), "hé…");
     }
 }

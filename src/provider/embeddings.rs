@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::excerpt;
 use super::error::ProviderError;
+use super::text::excerpt;
 use super::types::TokenUsage;
 
 /// The body of `POST /embeddings`. It holds no secret.

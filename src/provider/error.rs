@@ -1,14 +1,18 @@
-//! The ways a provider call fails, and which of them are worth retrying.
+//! The ways a provider call fails, and what each means to its caller: whether to retry,
+//! stop the query, count an outage, split the request or ask for plain JSON. Callers
+//! ask these questions of [`ProviderError`] instead of reading HTTP statuses.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::error_class::ErrorClass;
 
-/// One failed attempt at a chat request. Messages name the endpoint but never a secret.
+/// One failed attempt at a chat or embeddings request. Messages name the endpoint but
+/// never a secret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProviderError {
-    /// The provider answered with a non-success HTTP status.
+    /// The provider answered with a non-success HTTP status (a protocol without HTTP
+    /// gives the status that means the same).
     Status {
         /// The HTTP status code.
         status: u16,
@@ -70,6 +74,57 @@ impl ProviderError {
         )
     }
 
+    /// Whether the provider cannot be reached at all, rather than answering badly: the
+    /// connection was refused or broke, no answer came in time, or a gateway in front of
+    /// it answered for it (502, 503, 504). What the circuit breaker counts.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } => matches!(status, 502..=504),
+            Self::Malformed { .. } | Self::EmptyAnswer => false,
+        }
+    }
+
+    /// Whether the provider refused this request for what it holds (400, 413, 422: too
+    /// long, filtered, not processable), so that a smaller request, such as one of its
+    /// halves, may be accepted. Not a refusal of the account ([`Self::refuses_account`]).
+    pub fn rejects_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 400 | 413 | 422,
+                ..
+            }
+        )
+    }
+
+    /// Whether the provider refused the JSON schema the request asked its answer to
+    /// follow: a 400 or 422 whose message names `response_format` or `json_schema`. The
+    /// same request in JSON object mode may be accepted.
+    pub fn refuses_json_schema(&self) -> bool {
+        match self {
+            Self::Status {
+                status: 400 | 422,
+                message,
+                ..
+            } => {
+                let message = message.to_lowercase();
+                message.contains("response_format") || message.contains("json_schema")
+            }
+            _ => false,
+        }
+    }
+
+    /// The HTTP status the provider answered with, for the record
+    /// (`blossom_errors().status`); `None` when no answer came or it was a success that
+    /// could not be used. Decisions use the predicates above, not this number.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// The wait the provider asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -78,15 +133,7 @@ impl ProviderError {
         }
     }
 
-    /// The HTTP status the provider answered with, if it answered (for the error log).
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The class of failure (for logs and metrics).
+    /// The class of failure, for logs, `blossom_errors()` and `blossom_metrics()`.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Status { status: 429, .. } => ErrorClass::RateLimited,
@@ -156,5 +203,64 @@ mod tests {
         }
         assert!(ProviderError::EmptyAnswer.is_retryable());
         assert!(status(401).to_string().contains("API key"));
+    }
+
+    #[test]
+    fn only_unreachable_classes_count() {
+        let refused = ProviderError::Connect {
+            url: "http://127.0.0.1:9".into(),
+            detail: "Connection refused (os error 111)".into(),
+        };
+        assert!(refused.is_unreachable());
+        for s in [502, 503, 504] {
+            assert!(status(s).is_unreachable(), "{s}");
+        }
+        assert!(!ProviderError::EmptyAnswer.is_unreachable());
+        assert!(!status(500).is_unreachable());
+    }
+
+    #[test]
+    fn rejected_requests() {
+        for s in [400, 413, 422] {
+            assert!(status(s).rejects_request(), "{s}");
+        }
+        for s in [401, 403, 429, 500, 502] {
+            assert!(!status(s).rejects_request(), "{s}");
+        }
+        assert!(!ProviderError::EmptyAnswer.rejects_request());
+    }
+
+    #[test]
+    fn json_schema_refusals_are_recognised() {
+        let refusal = |status, message: &str| ProviderError::Status {
+            status,
+            message: message.into(),
+            retry_after: None,
+        };
+        assert!(refusal(400, "response_format json_schema is not supported").refuses_json_schema());
+        assert!(refusal(422, "Unknown field: json_schema").refuses_json_schema());
+        assert!(!refusal(400, "context length exceeded").refuses_json_schema());
+        assert!(!refusal(500, "response_format").refuses_json_schema());
+    }
+
+    #[test]
+    fn the_status_is_recorded_only_for_answers() {
+        assert_eq!(status(503).status(), Some(503));
+        assert_eq!(ProviderError::EmptyAnswer.status(), None);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status(429).class(), ErrorClass::RateLimited);
+        assert_eq!(status(500).class(), ErrorClass::ServerError);
+        assert_eq!(status(524).class(), ErrorClass::ServerError);
+        assert_eq!(status(400).class(), ErrorClass::ClientError);
+        assert_eq!(status(404).class(), ErrorClass::ClientError);
+        let timeout = ProviderError::Timeout {
+            url: "u".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(timeout.class().as_str(), "timeout");
+        assert_eq!(ProviderError::EmptyAnswer.class().as_str(), "empty_answer");
     }
 }
