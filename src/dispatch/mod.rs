@@ -84,8 +84,8 @@ pub struct Answered<T = ChatAnswer> {
 pub struct Dispatcher {
     provider: Arc<dyn Provider>,
     /// The limits of each provider endpoint (scheme, host and port), shared by every
-    /// query of the session.
-    limits: Mutex<HashMap<String, Arc<Limits>>>,
+    /// query of the session; by URL, each with its endpoint.
+    limits: Mutex<HashMap<String, (String, Arc<Limits>)>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     cache: Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
@@ -135,14 +135,26 @@ impl Dispatcher {
     /// flight than the largest cap of the queries running, nor a faster start rate than
     /// the fastest of them.
     fn limits_for(&self, url: &str, settings: &ProviderSettings) -> Arc<Limits> {
-        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        let endpoint = limits::endpoint_of(url);
-        let limits = Arc::clone(limits.entry(endpoint).or_insert_with(|| {
-            Arc::new(Limits::new(
-                settings.max_concurrency,
-                settings.requests_per_minute,
-            ))
-        }));
+        let mut by_url = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let limits = match by_url.get(url) {
+            Some((_, limits)) => Arc::clone(limits),
+            None => {
+                // The first request to this URL: share the limits of its endpoint.
+                let endpoint = limits::endpoint_of(url);
+                let limits = by_url
+                    .values()
+                    .find(|(e, _)| *e == endpoint)
+                    .map(|(_, limits)| Arc::clone(limits))
+                    .unwrap_or_else(|| {
+                        Arc::new(Limits::new(
+                            settings.max_concurrency,
+                            settings.requests_per_minute,
+                        ))
+                    });
+                by_url.insert(url.to_string(), (endpoint, Arc::clone(&limits)));
+                limits
+            }
+        };
         limits.set(settings.max_concurrency, settings.requests_per_minute);
         limits
     }
