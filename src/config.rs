@@ -215,30 +215,41 @@ pub enum ProviderPreset {
     Custom,
 }
 
+impl ProviderPreset {
+    /// The preset's URL, models and limits.
+    fn preset(self) -> &'static Preset {
+        PRESETS
+            .iter()
+            .find(|preset| preset.provider == self)
+            .expect("every provider has a preset")
+    }
+}
+
 impl FromStr for ProviderPreset {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "pollinations" | "" => Ok(Self::Pollinations),
-            "openai" => Ok(Self::OpenAi),
-            "ollama" => Ok(Self::Ollama),
-            "custom" => Ok(Self::Custom),
-            other => Err(format!(
-                "unknown provider '{other}': expected 'pollinations', 'openai', 'ollama' or 'custom'"
-            )),
+        let name = s.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return Ok(Self::default());
+        }
+        match PRESETS.iter().find(|preset| preset.name == name) {
+            Some(preset) => Ok(preset.provider),
+            None => {
+                let names: Vec<String> = PRESETS.iter().map(|p| format!("'{}'", p.name)).collect();
+                let (last, others) = names.split_last().expect("there are presets");
+                Err(format!(
+                    "unknown provider '{name}': expected {} or {last}",
+                    others.join(", ")
+                ))
+            }
         }
     }
 }
 
 impl fmt::Display for ProviderPreset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pollinations => "pollinations",
-            Self::OpenAi => "openai",
-            Self::Ollama => "ollama",
-            Self::Custom => "custom",
-        })
+        f.write_str(self.preset().name)
     }
 }
 
@@ -625,67 +636,36 @@ impl BlossomOptions {
 
     /// Resolves the preset and the options into what one request needs.
     pub fn resolve(&self) -> Result<ProviderSettings> {
+        let preset = self.provider.preset();
+        let own_key = preset
+            .own_key
+            .as_ref()
+            .is_some_and(|own| (own.key)(&self.provider_keys).is_set());
         // The keyless endpoint's conservative limits apply only to that endpoint, not
         // to a server named with blossom.base_url.
-        let keyless_pollinations = self.provider == ProviderPreset::Pollinations
-            && !self.api_key.is_set()
-            && !self.provider_keys.pollinations.is_set()
-            && self.base_url.is_none();
-        let preset = match (self.provider, keyless_pollinations) {
-            (ProviderPreset::Pollinations, false) => Preset {
-                chat_url: "https://gen.pollinations.ai/v1/chat/completions",
-                model: "openai",
-                max_concurrency: 8,
-                requests_per_minute: 0,
-            },
-            // The deprecated keyless endpoint serves about one request at a time per IP,
-            // several seconds apart.
-            (ProviderPreset::Pollinations, true) => Preset {
-                chat_url: "https://text.pollinations.ai/openai",
-                model: "openai",
-                max_concurrency: 1,
-                requests_per_minute: 12,
-            },
-            (ProviderPreset::OpenAi, _) => Preset {
-                chat_url: "https://api.openai.com/v1/chat/completions",
-                model: "gpt-4o-mini",
-                max_concurrency: 16,
-                requests_per_minute: 0,
-            },
-            (ProviderPreset::Ollama, _) => Preset {
-                chat_url: "http://localhost:11434/v1/chat/completions",
-                model: "llama3.2",
-                max_concurrency: 4,
-                requests_per_minute: 0,
-            },
-            (ProviderPreset::Custom, _) => Preset {
-                chat_url: "",
-                model: "default",
-                max_concurrency: 16,
-                requests_per_minute: 0,
-            },
-        };
-        let chat_url = match &self.base_url {
-            Some(base) => chat_url_for(base),
-            None if self.provider == ProviderPreset::Custom => {
-                return Err(DataFusionError::Configuration(
-                    "blossom.provider = 'custom' needs blossom.base_url (or BLOSSOM_BASE_URL)"
-                        .to_string(),
-                ));
+        let endpoint = match &preset.keyless {
+            Some(keyless) if self.base_url.is_none() && !self.api_key.is_set() && !own_key => {
+                keyless
             }
-            None => preset.chat_url.to_string(),
+            _ => &preset.endpoint,
         };
-        let embedding_model = self.embedding_model.clone().unwrap_or_else(|| {
-            match self.provider {
-                ProviderPreset::Ollama => "nomic-embed-text",
-                _ => "text-embedding-3-small",
+        let chat_url = match (&self.base_url, endpoint.chat_url) {
+            (Some(base), _) => chat_url_for(base),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => {
+                return Err(DataFusionError::Configuration(format!(
+                    "blossom.provider = '{}' needs blossom.base_url (or BLOSSOM_BASE_URL)",
+                    preset.name
+                )));
             }
-            .to_string()
-        });
+        };
         Ok(ProviderSettings {
             embeddings_url: embeddings_url_for(&chat_url),
             api_key: self.key_for(&chat_url),
-            embedding_model,
+            embedding_model: self
+                .embedding_model
+                .clone()
+                .unwrap_or_else(|| preset.embedding_model.to_string()),
             chat_url,
             model: self
                 .model
@@ -694,10 +674,10 @@ impl BlossomOptions {
             temperature: self.temperature,
             max_answer_tokens: self.max_answer_tokens,
             request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
-            max_concurrency: self.max_concurrency.unwrap_or(preset.max_concurrency),
+            max_concurrency: self.max_concurrency.unwrap_or(endpoint.max_concurrency),
             requests_per_minute: self
                 .requests_per_minute
-                .unwrap_or(preset.requests_per_minute),
+                .unwrap_or(endpoint.requests_per_minute),
             max_retries: self.max_retries,
             retry_initial_backoff: Duration::from_millis(self.retry_initial_backoff_ms),
             retry_max_backoff: Duration::from_millis(
@@ -727,11 +707,8 @@ impl BlossomOptions {
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
         let on = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
-        match self.provider {
-            ProviderPreset::Pollinations if on("pollinations.ai") => {
-                self.provider_keys.pollinations.clone()
-            }
-            ProviderPreset::OpenAi if on("openai.com") => self.provider_keys.openai.clone(),
+        match &self.provider.preset().own_key {
+            Some(own) if on(own.domain) => (own.key)(&self.provider_keys).clone(),
             _ => ApiKey::default(),
         }
     }
@@ -756,12 +733,101 @@ pub fn configuration_message(error: &DataFusionError) -> String {
     }
 }
 
+/// What a provider preset brings: its name, its endpoint with the limits it is held to,
+/// its default models, and which of the providers' own keys may go to which hosts.
 struct Preset {
-    chat_url: &'static str,
+    provider: ProviderPreset,
+    /// As `blossom.provider` names it.
+    name: &'static str,
+    endpoint: Endpoint,
+    /// Where a session goes with no key at all and no `blossom.base_url`.
+    keyless: Option<Endpoint>,
     model: &'static str,
+    embedding_model: &'static str,
+    own_key: Option<OwnKey>,
+}
+
+/// A chat-completions URL and the limits it is held to unless set otherwise.
+struct Endpoint {
+    /// `None`: `blossom.base_url` must name the server.
+    chat_url: Option<&'static str>,
     max_concurrency: usize,
     requests_per_minute: u32,
 }
+
+/// A provider's own key from the environment and the domain whose hosts may get it.
+struct OwnKey {
+    domain: &'static str,
+    key: fn(&ProviderKeys) -> &ApiKey,
+}
+
+/// Every provider preset; `blossom.provider` names one.
+const PRESETS: &[Preset] = &[
+    Preset {
+        provider: ProviderPreset::Pollinations,
+        name: "pollinations",
+        endpoint: Endpoint {
+            chat_url: Some("https://gen.pollinations.ai/v1/chat/completions"),
+            max_concurrency: 8,
+            requests_per_minute: 0,
+        },
+        // The deprecated keyless endpoint serves about one request at a time per IP,
+        // several seconds apart.
+        keyless: Some(Endpoint {
+            chat_url: Some("https://text.pollinations.ai/openai"),
+            max_concurrency: 1,
+            requests_per_minute: 12,
+        }),
+        model: "openai",
+        embedding_model: "text-embedding-3-small",
+        own_key: Some(OwnKey {
+            domain: "pollinations.ai",
+            key: |keys| &keys.pollinations,
+        }),
+    },
+    Preset {
+        provider: ProviderPreset::OpenAi,
+        name: "openai",
+        endpoint: Endpoint {
+            chat_url: Some("https://api.openai.com/v1/chat/completions"),
+            max_concurrency: 16,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "gpt-4o-mini",
+        embedding_model: "text-embedding-3-small",
+        own_key: Some(OwnKey {
+            domain: "openai.com",
+            key: |keys| &keys.openai,
+        }),
+    },
+    Preset {
+        provider: ProviderPreset::Ollama,
+        name: "ollama",
+        endpoint: Endpoint {
+            chat_url: Some("http://localhost:11434/v1/chat/completions"),
+            max_concurrency: 4,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "llama3.2",
+        embedding_model: "nomic-embed-text",
+        own_key: None,
+    },
+    Preset {
+        provider: ProviderPreset::Custom,
+        name: "custom",
+        endpoint: Endpoint {
+            chat_url: None,
+            max_concurrency: 16,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "default",
+        embedding_model: "text-embedding-3-small",
+        own_key: None,
+    },
+];
 
 /// The embeddings URL next to a chat-completions URL.
 fn embeddings_url_for(chat_url: &str) -> String {
@@ -1131,5 +1197,84 @@ mod tests {
         let env = BlossomOptions::from_env_with(|k| (k == "BLOSSOM_CACHE").then(|| "off".into()))
             .unwrap();
         assert_eq!(env.cache, CacheSetting::Off);
+    }
+
+    #[test]
+    fn every_provider_has_one_preset_named_as_it_parses() {
+        use ProviderPreset::*;
+        for provider in [Pollinations, OpenAi, Ollama, Custom] {
+            // A new provider fails to compile here until it is listed above.
+            match provider {
+                Pollinations | OpenAi | Ollama | Custom => {}
+            }
+            let presets = PRESETS.iter().filter(|p| p.provider == provider).count();
+            assert_eq!(presets, 1, "{provider:?}");
+            assert_eq!(provider.to_string().parse::<ProviderPreset>(), Ok(provider));
+        }
+        assert_eq!(" OpenAI ".parse::<ProviderPreset>(), Ok(OpenAi));
+        assert_eq!("".parse::<ProviderPreset>(), Ok(Pollinations));
+        assert_eq!(
+            "Acme".parse::<ProviderPreset>().unwrap_err(),
+            "unknown provider 'acme': expected 'pollinations', 'openai', 'ollama' or 'custom'"
+        );
+    }
+
+    #[test]
+    fn presets_resolve_to_their_urls_models_and_limits() {
+        let resolved = |provider: &str| {
+            let mut o = BlossomOptions::default();
+            o.set_option("provider", provider).unwrap();
+            o.set_option("api_key", "k").unwrap();
+            let s = o.resolve().unwrap();
+            (
+                s.chat_url,
+                s.model,
+                s.embedding_model,
+                s.max_concurrency,
+                s.requests_per_minute,
+            )
+        };
+        assert_eq!(
+            resolved("pollinations"),
+            (
+                "https://gen.pollinations.ai/v1/chat/completions".to_string(),
+                "openai".to_string(),
+                "text-embedding-3-small".to_string(),
+                8,
+                0
+            )
+        );
+        assert_eq!(
+            resolved("openai"),
+            (
+                "https://api.openai.com/v1/chat/completions".to_string(),
+                "gpt-4o-mini".to_string(),
+                "text-embedding-3-small".to_string(),
+                16,
+                0
+            )
+        );
+        assert_eq!(
+            resolved("ollama"),
+            (
+                "http://localhost:11434/v1/chat/completions".to_string(),
+                "llama3.2".to_string(),
+                "nomic-embed-text".to_string(),
+                4,
+                0
+            )
+        );
+        let mut custom = BlossomOptions::default();
+        custom.set_option("provider", "custom").unwrap();
+        assert_eq!(
+            configuration_message(&custom.resolve().unwrap_err()),
+            "blossom.provider = 'custom' needs blossom.base_url (or BLOSSOM_BASE_URL)"
+        );
+        custom.set_option("base_url", "http://h/v1").unwrap();
+        let s = custom.resolve().unwrap();
+        assert_eq!(
+            (s.model.as_str(), s.embedding_model.as_str()),
+            ("default", "text-embedding-3-small")
+        );
     }
 }
