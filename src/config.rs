@@ -21,98 +21,6 @@ use std::time::Duration;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::{DataFusionError, Result};
 
-/// The name of every option, with its description, in the order `SHOW ALL` lists them.
-const OPTIONS: &[(&str, &str)] = &[
-    (
-        "provider",
-        "Provider preset: 'pollinations' (default), 'openai', 'ollama' or 'custom' (needs blossom.base_url)",
-    ),
-    (
-        "base_url",
-        "OpenAI-compatible base URL, e.g. 'http://localhost:11434/v1'; empty means the preset's",
-    ),
-    (
-        "model",
-        "Model name; empty means the preset's default model",
-    ),
-    (
-        "embedding_model",
-        "Model of embed(); empty means the preset's (text-embedding-3-small; nomic-embed-text for ollama)",
-    ),
-    (
-        "api_key",
-        "API key sent as a bearer token; write-only, always shown redacted",
-    ),
-    (
-        "temperature",
-        "Sampling temperature sent with each request; empty leaves it to the provider",
-    ),
-    (
-        "max_answer_tokens",
-        "Largest answer, in tokens, asked of the provider (sent as max_tokens); empty leaves it to the provider",
-    ),
-    (
-        "request_timeout",
-        "Seconds before one request is abandoned (and retried)",
-    ),
-    (
-        "max_concurrency",
-        "Requests in flight at once, shared by every AI function of the session; empty means the preset's",
-    ),
-    (
-        "requests_per_minute",
-        "Requests started per minute, shared by every AI function of the session; 0 means no limit; empty means the preset's",
-    ),
-    (
-        "max_retries",
-        "Retries of one request after a 429, a 5xx, a timeout, a connection error or an empty answer",
-    ),
-    (
-        "retry_initial_backoff_ms",
-        "First retry delay in milliseconds; doubles with each retry, with jitter",
-    ),
-    (
-        "retry_max_backoff_ms",
-        "Longest retry delay in milliseconds, unless the provider asks for longer with Retry-After",
-    ),
-    (
-        "breaker_failures",
-        "Consecutive attempts finding the provider unreachable (refused, timed out, 502/503/504) that open the circuit breaker: requests then wait while one probe at a time is sent; 0 turns it off",
-    ),
-    (
-        "max_outage",
-        "Seconds the provider may stay unreachable (the circuit breaker open) before the query fails",
-    ),
-    (
-        "on_error",
-        "What a row that still fails after its retries does: 'fail' (the query fails) or 'null' (the row gets NULL)",
-    ),
-    (
-        "cache",
-        "Directory of the persistent response cache (file responses.redb), or 'off'; empty means the user's cache directory (BLOSSOM_CACHE sets the default)",
-    ),
-    (
-        "cache_ttl",
-        "Seconds a cached answer stays valid; older ones are asked again and overwritten; empty means they never expire",
-    ),
-    (
-        "pack_rows",
-        "Rows packed into one request for functions with short answers (sentiment, categorize, ai_filter, extract, translate); 1 sends every row on its own",
-    ),
-    (
-        "max_requests",
-        "Budget of one query: provider requests (retries included) it may send before it stops with an error; empty means no budget",
-    ),
-    (
-        "max_tokens",
-        "Budget of one query: tokens (prompt plus answer, as the provider reports them) it may spend before it stops with an error; empty means no budget",
-    ),
-    (
-        "max_prompt_chars",
-        "Longest prompt, in characters, that ai_reduce sends; a longer list is split into chunks whose partial answers are combined",
-    ),
-];
-
 /// `blossom.pack_rows` by default: see the README's packing benchmark.
 pub const DEFAULT_PACK_ROWS: usize = 16;
 
@@ -215,30 +123,41 @@ pub enum ProviderPreset {
     Custom,
 }
 
+impl ProviderPreset {
+    /// The preset's URL, models and limits.
+    fn preset(self) -> &'static Preset {
+        PRESETS
+            .iter()
+            .find(|preset| preset.provider == self)
+            .expect("every provider has a preset")
+    }
+}
+
 impl FromStr for ProviderPreset {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "pollinations" | "" => Ok(Self::Pollinations),
-            "openai" => Ok(Self::OpenAi),
-            "ollama" => Ok(Self::Ollama),
-            "custom" => Ok(Self::Custom),
-            other => Err(format!(
-                "unknown provider '{other}': expected 'pollinations', 'openai', 'ollama' or 'custom'"
-            )),
+        let name = s.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return Ok(Self::default());
+        }
+        match PRESETS.iter().find(|preset| preset.name == name) {
+            Some(preset) => Ok(preset.provider),
+            None => {
+                let names: Vec<String> = PRESETS.iter().map(|p| format!("'{}'", p.name)).collect();
+                let (last, others) = names.split_last().expect("there are presets");
+                Err(format!(
+                    "unknown provider '{name}': expected {} or {last}",
+                    others.join(", ")
+                ))
+            }
         }
     }
 }
 
 impl fmt::Display for ProviderPreset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pollinations => "pollinations",
-            Self::OpenAi => "openai",
-            Self::Ollama => "ollama",
-            Self::Custom => "custom",
-        })
+        f.write_str(self.preset().name)
     }
 }
 
@@ -311,92 +230,218 @@ impl fmt::Display for ApiKey {
     }
 }
 
-/// The `blossom.*` options of a session, a DataFusion config extension.
+/// Declares [`BlossomOptions`] from one entry per field, like DataFusion's own
+/// `config_namespace!`: its fields, their defaults, and [`SETTINGS`], the table that
+/// `SET`, `SHOW ALL` and [`BlossomOptions::from_env`] read.
 ///
-/// Registered by [`crate::BlossomSessionBuilder`]; read and changed with SQL:
-///
-/// ```sql
-/// SET blossom.max_concurrency = 32;
-/// SELECT value FROM information_schema.df_settings WHERE name = 'blossom.max_concurrency';
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct BlossomOptions {
-    /// `blossom.provider`
-    pub provider: ProviderPreset,
-    /// `blossom.base_url`; `None` means the preset's.
-    pub base_url: Option<String>,
-    /// `blossom.model`; `None` means the preset's.
-    pub model: Option<String>,
-    /// `blossom.embedding_model`; `None` means the preset's.
-    pub embedding_model: Option<String>,
-    /// `blossom.api_key` (write-only), or `BLOSSOM_API_KEY`: sent to whatever endpoint
-    /// the session asks.
-    pub api_key: ApiKey,
-    /// `POLLINATIONS_API_KEY` or `OPENAI_API_KEY` from the environment, by preset: a
-    /// provider's own key, sent only to that provider's hosts.
-    pub provider_keys: ProviderKeys,
-    /// `blossom.temperature`
-    pub temperature: Option<f64>,
-    /// `blossom.max_answer_tokens`
-    pub max_answer_tokens: Option<u32>,
-    /// `blossom.request_timeout`, in seconds.
-    pub request_timeout_secs: f64,
-    /// `blossom.max_concurrency`; `None` means the preset's.
-    pub max_concurrency: Option<usize>,
-    /// `blossom.requests_per_minute`; `None` means the preset's, `Some(0)` no limit.
-    pub requests_per_minute: Option<u32>,
-    /// `blossom.max_retries`
-    pub max_retries: u32,
-    /// `blossom.retry_initial_backoff_ms`
-    pub retry_initial_backoff_ms: u64,
-    /// `blossom.retry_max_backoff_ms`
-    pub retry_max_backoff_ms: u64,
-    /// `blossom.breaker_failures`: 0 turns the circuit breaker off.
-    pub breaker_failures: u32,
-    /// `blossom.max_outage`, in seconds.
-    pub max_outage_secs: f64,
-    /// `blossom.on_error`
-    pub on_error: OnError,
-    /// `blossom.cache`
-    pub cache: CacheSetting,
-    /// `blossom.cache_ttl`, in seconds; `None` means cached answers never expire.
-    pub cache_ttl_secs: Option<f64>,
-    /// `blossom.pack_rows`
-    pub pack_rows: usize,
-    /// `blossom.max_requests`: the request budget of one query; `None` means none.
-    pub max_requests: Option<u64>,
-    /// `blossom.max_tokens`: the token budget of one query; `None` means none.
-    pub max_tokens: Option<u64>,
-    /// `blossom.max_prompt_chars`: the longest prompt `ai_reduce` sends.
-    pub max_prompt_chars: usize,
+/// A setting's entry is its doc comment (both the field's rustdoc and the description
+/// `SHOW ALL` prints), `#[key = "..."]` when the setting is not named after the field,
+/// the field with its type and default, `parse` (the trimmed `SET` text to the field's
+/// value, or why not) and `env`, the variable that overrides the default, if any. How a
+/// value shows is its type's [`Shown`]. Fields before `settings` are not settings: no
+/// `SET` reaches them and `SHOW ALL` does not list them.
+macro_rules! blossom_options {
+    (@key $field:ident) => { stringify!($field) };
+    (@key $field:ident $key:literal) => { $key };
+    (@env) => { None };
+    (@env $env:literal) => { Some($env) };
+    (
+        $(#[$meta:meta])*
+        pub struct BlossomOptions {
+            $(
+                $(#[doc = $other_doc:literal])*
+                pub $other:ident: $other_ty:ty = $other_default:expr;
+            )*
+            settings {
+                $(
+                    $(#[doc = $doc:literal])*
+                    $(#[key = $key:literal])?
+                    pub $field:ident: $ty:ty = $default:expr,
+                        parse = $parse:expr $(, env = $env:literal)?;
+                )*
+            }
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct BlossomOptions {
+            $(
+                $(#[doc = $other_doc])*
+                pub $other: $other_ty,
+            )*
+            $(
+                #[doc = concat!("`blossom.", blossom_options!(@key $field $($key)?), "`:")]
+                $(#[doc = $doc])*
+                $(
+                    #[doc = ""]
+                    #[doc = concat!("The environment variable `", $env, "` sets its default.")]
+                )?
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for BlossomOptions {
+            fn default() -> Self {
+                Self {
+                    $($other: $other_default,)*
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        /// Every setting, in the order `SHOW ALL` lists them.
+        static SETTINGS: &[Setting] = &[
+            $(
+                Setting {
+                    key: blossom_options!(@key $field $($key)?),
+                    description: concat!($($doc),*).trim_ascii(),
+                    env: blossom_options!(@env $($env)?),
+                    set: |options, value| {
+                        options.$field = ($parse)(value)?;
+                        Ok(())
+                    },
+                    show: |options| options.$field.shown(),
+                },
+            )*
+        ];
+    };
 }
 
-impl Default for BlossomOptions {
-    fn default() -> Self {
-        Self {
-            provider: ProviderPreset::Pollinations,
-            base_url: None,
-            model: None,
-            embedding_model: None,
-            api_key: ApiKey::default(),
-            provider_keys: ProviderKeys::default(),
-            temperature: None,
-            max_answer_tokens: None,
-            request_timeout_secs: 60.0,
-            max_concurrency: None,
-            requests_per_minute: None,
-            max_retries: 5,
-            retry_initial_backoff_ms: 500,
-            retry_max_backoff_ms: 30_000,
-            breaker_failures: 5,
-            max_outage_secs: 300.0,
-            on_error: OnError::Fail,
-            cache: CacheSetting::UserDefault,
-            cache_ttl_secs: None,
-            pack_rows: DEFAULT_PACK_ROWS,
-            max_requests: None,
-            max_tokens: None,
-            max_prompt_chars: DEFAULT_MAX_PROMPT_CHARS,
+blossom_options! {
+    /// The `blossom.*` options of a session, a DataFusion config extension.
+    ///
+    /// Registered by [`crate::BlossomSessionBuilder`]; read and changed with SQL:
+    ///
+    /// ```sql
+    /// SET blossom.max_concurrency = 32;
+    /// SELECT value FROM information_schema.df_settings WHERE name = 'blossom.max_concurrency';
+    /// ```
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct BlossomOptions {
+        /// `POLLINATIONS_API_KEY` or `OPENAI_API_KEY` from the environment, by preset: a
+        /// provider's own key, sent only to that provider's hosts.
+        pub provider_keys: ProviderKeys = ProviderKeys::default();
+
+        settings {
+            /// Provider preset: 'pollinations' (default), 'openai', 'ollama' or 'custom'
+            /// (needs blossom.base_url)
+            pub provider: ProviderPreset = ProviderPreset::Pollinations,
+                parse = str::parse, env = "BLOSSOM_PROVIDER";
+
+            /// OpenAI-compatible base URL, e.g. 'http://localhost:11434/v1'; empty means the
+            /// preset's
+            pub base_url: Option<String> = None,
+                parse = parse_base_url, env = "BLOSSOM_BASE_URL";
+
+            /// Model name; empty means the preset's default model
+            pub model: Option<String> = None,
+                parse = text_or_none, env = "BLOSSOM_MODEL";
+
+            /// Model of embed(); empty means the preset's (text-embedding-3-small;
+            /// nomic-embed-text for ollama)
+            pub embedding_model: Option<String> = None,
+                parse = text_or_none;
+
+            /// API key sent as a bearer token; write-only, always shown redacted
+            pub api_key: ApiKey = ApiKey::default(),
+                parse = |key: &str| Ok::<_, String>(ApiKey::new(key)),
+                env = "BLOSSOM_API_KEY";
+
+            /// Sampling temperature sent with each request; empty leaves it to the provider
+            pub temperature: Option<f64> = None,
+                parse = or_none(number_if(|t: f64| (0.0..=2.0).contains(&t),
+                    "must be between 0 and 2"));
+
+            /// Largest answer, in tokens, asked of the provider (sent as max_tokens); empty
+            /// leaves it to the provider
+            pub max_answer_tokens: Option<u32> = None,
+                parse = or_none(number_if(|n: u32| n > 0, "must be a positive integer"));
+
+            /// Seconds before one request is abandoned (and retried)
+            #[key = "request_timeout"]
+            pub request_timeout_secs: f64 = 60.0,
+                parse = number_if(|t: f64| t > 0.0 && t <= 86_400.0,
+                    "must be a number of seconds above 0");
+
+            /// Requests in flight at once, shared by every AI function of the session; empty
+            /// means the preset's
+            pub max_concurrency: Option<usize> = None,
+                parse = or_none(number_if(|n: usize| (1..=10_000).contains(&n),
+                    "must be an integer from 1 to 10000"));
+
+            /// Requests started per minute, shared by every AI function of the session; 0
+            /// means no limit; empty means the preset's
+            pub requests_per_minute: Option<u32> = None,
+                parse = or_none(number::<u32>);
+
+            /// Retries of one request after a 429, a 5xx, a timeout, a connection error or
+            /// an empty answer
+            pub max_retries: u32 = 5,
+                parse = number_if(|n: u32| n <= 100, "must be an integer from 0 to 100");
+
+            /// First retry delay in milliseconds; doubles with each retry, with jitter
+            pub retry_initial_backoff_ms: u64 = 500,
+                parse = number::<u64>;
+
+            /// Longest retry delay in milliseconds, unless the provider asks for longer with
+            /// Retry-After
+            pub retry_max_backoff_ms: u64 = 30_000,
+                parse = number::<u64>;
+
+            /// Consecutive attempts finding the provider unreachable (refused, timed out,
+            /// 502/503/504) that open the circuit breaker: requests then wait while one probe
+            /// at a time is sent; 0 turns it off
+            pub breaker_failures: u32 = 5,
+                parse = number_if(|n: u32| n <= 10_000,
+                    "must be an integer from 0 (off) to 10000");
+
+            /// Seconds the provider may stay unreachable (the circuit breaker open) before
+            /// the query fails
+            #[key = "max_outage"]
+            pub max_outage_secs: f64 = 300.0,
+                parse = number_if(|t: f64| t > 0.0 && t <= 86_400.0,
+                    "must be a number of seconds above 0");
+
+            /// What a row that still fails after its retries does: 'fail' (the query fails)
+            /// or 'null' (the row gets NULL)
+            pub on_error: OnError = OnError::Fail,
+                parse = str::parse;
+
+            /// Directory of the persistent response cache (file responses.redb), or 'off';
+            /// empty means the user's cache directory (BLOSSOM_CACHE sets the default)
+            pub cache: CacheSetting = CacheSetting::UserDefault,
+                parse = str::parse, env = "BLOSSOM_CACHE";
+
+            /// Seconds a cached answer stays valid; older ones are asked again and
+            /// overwritten; empty means they never expire
+            #[key = "cache_ttl"]
+            pub cache_ttl_secs: Option<f64> = None,
+                parse = or_none(number_if(|t: f64| t > 0.0 && t <= 3_153_600_000.0,
+                    "must be a number of seconds above 0 (empty: never expires)"));
+
+            /// Rows packed into one request for functions with short answers (sentiment,
+            /// categorize, ai_filter, extract, translate); 1 sends every row on its own
+            pub pack_rows: usize = DEFAULT_PACK_ROWS,
+                parse = number_if(|n: usize| (1..=MAX_PACK_ROWS).contains(&n),
+                    "must be an integer from 1 to 64"),
+                env = "BLOSSOM_PACK_ROWS";
+
+            /// Budget of one query: provider requests (retries included) it may send before
+            /// it stops with an error; empty means no budget
+            pub max_requests: Option<u64> = None,
+                parse = or_none(number_if(|n: u64| n > 0,
+                    "must be a positive integer (empty: no budget)"));
+
+            /// Budget of one query: tokens (prompt plus answer, as the provider reports them)
+            /// it may spend before it stops with an error; empty means no budget
+            pub max_tokens: Option<u64> = None,
+                parse = or_none(number_if(|n: u64| n > 0,
+                    "must be a positive integer (empty: no budget)"));
+
+            /// Longest prompt, in characters, that ai_reduce sends; a longer list is split
+            /// into chunks whose partial answers are combined
+            pub max_prompt_chars: usize = DEFAULT_MAX_PROMPT_CHARS,
+                parse = or_default(DEFAULT_MAX_PROMPT_CHARS,
+                    number_if(|n: usize| n > 0, "must be a positive integer"));
         }
     }
 }
@@ -415,24 +460,16 @@ impl BlossomOptions {
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut options = Self::default();
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        for (env, key) in [
-            ("BLOSSOM_PROVIDER", "provider"),
-            ("BLOSSOM_BASE_URL", "base_url"),
-            ("BLOSSOM_MODEL", "model"),
-            ("BLOSSOM_CACHE", "cache"),
-            ("BLOSSOM_PACK_ROWS", "pack_rows"),
-        ] {
+        for setting in SETTINGS {
+            let Some(env) = setting.env else { continue };
             if let Some(value) = var(env) {
-                options.set_option(key, &value).map_err(|e| {
+                options.set_option(setting.key, &value).map_err(|e| {
                     DataFusionError::Configuration(format!(
                         "the environment variable {env}: {}",
                         configuration_message(&e)
                     ))
                 })?;
             }
-        }
-        if let Some(key) = var("BLOSSOM_API_KEY") {
-            options.api_key = ApiKey::new(key);
         }
         options.provider_keys = ProviderKeys {
             pollinations: ApiKey::new(var("POLLINATIONS_API_KEY").unwrap_or_default()),
@@ -443,176 +480,30 @@ impl BlossomOptions {
 
     /// Sets one option by its name without the `blossom.` prefix, as `SET` does.
     pub fn set_option(&mut self, key: &str, value: &str) -> Result<()> {
-        let bad = |why: String| {
+        let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
+            let known: Vec<String> = SETTINGS
+                .iter()
+                .map(|s| format!("blossom.{}", s.key))
+                .collect();
+            return Err(DataFusionError::Configuration(format!(
+                "unknown setting 'blossom.{key}'; known settings: {}",
+                known.join(", ")
+            )));
+        };
+        (setting.set)(self, value.trim()).map_err(|why| {
             DataFusionError::Configuration(format!(
                 "invalid value '{value}' for blossom.{key}: {why}"
             ))
-        };
-        let trimmed = value.trim();
-        match key {
-            "provider" => self.provider = trimmed.parse().map_err(bad)?,
-            "base_url" => self.base_url = parse_base_url(trimmed).map_err(bad)?,
-            "model" => self.model = non_empty(trimmed),
-            "embedding_model" => self.embedding_model = non_empty(trimmed),
-            "api_key" => self.api_key = ApiKey::new(trimmed),
-            "temperature" => {
-                self.temperature = parse_optional(trimmed, |t: f64| {
-                    (0.0..=2.0)
-                        .contains(&t)
-                        .then_some(t)
-                        .ok_or("must be between 0 and 2")
-                })
-                .map_err(bad)?
-            }
-            "max_answer_tokens" => {
-                self.max_answer_tokens = parse_optional(trimmed, |n: u32| {
-                    (n > 0).then_some(n).ok_or("must be a positive integer")
-                })
-                .map_err(bad)?
-            }
-            "request_timeout" => {
-                self.request_timeout_secs = parse_required(trimmed, |t: f64| {
-                    (t > 0.0 && t <= 86_400.0)
-                        .then_some(t)
-                        .ok_or("must be a number of seconds above 0")
-                })
-                .map_err(bad)?
-            }
-            "max_concurrency" => {
-                self.max_concurrency = parse_optional(trimmed, |n: usize| {
-                    (1..=10_000)
-                        .contains(&n)
-                        .then_some(n)
-                        .ok_or("must be an integer from 1 to 10000")
-                })
-                .map_err(bad)?
-            }
-            "requests_per_minute" => {
-                self.requests_per_minute =
-                    parse_optional(trimmed, |n: u32| Ok::<_, &str>(n)).map_err(bad)?
-            }
-            "max_retries" => {
-                self.max_retries = parse_required(trimmed, |n: u32| {
-                    (n <= 100)
-                        .then_some(n)
-                        .ok_or("must be an integer from 0 to 100")
-                })
-                .map_err(bad)?
-            }
-            "retry_initial_backoff_ms" => {
-                self.retry_initial_backoff_ms =
-                    parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
-            }
-            "retry_max_backoff_ms" => {
-                self.retry_max_backoff_ms =
-                    parse_required(trimmed, |n: u64| Ok::<_, &str>(n)).map_err(bad)?
-            }
-            "breaker_failures" => {
-                self.breaker_failures = parse_required(trimmed, |n: u32| {
-                    (n <= 10_000)
-                        .then_some(n)
-                        .ok_or("must be an integer from 0 (off) to 10000")
-                })
-                .map_err(bad)?
-            }
-            "max_outage" => {
-                self.max_outage_secs = parse_required(trimmed, |t: f64| {
-                    (t > 0.0 && t <= 86_400.0)
-                        .then_some(t)
-                        .ok_or("must be a number of seconds above 0")
-                })
-                .map_err(bad)?
-            }
-            "on_error" => self.on_error = trimmed.parse().map_err(bad)?,
-            "cache" => self.cache = trimmed.parse().map_err(bad)?,
-            "cache_ttl" => {
-                self.cache_ttl_secs = parse_optional(trimmed, |t: f64| {
-                    (t > 0.0 && t <= 3_153_600_000.0)
-                        .then_some(t)
-                        .ok_or("must be a number of seconds above 0 (empty: never expires)")
-                })
-                .map_err(bad)?
-            }
-            "pack_rows" => {
-                self.pack_rows = parse_required(trimmed, |n: usize| {
-                    (1..=MAX_PACK_ROWS)
-                        .contains(&n)
-                        .then_some(n)
-                        .ok_or("must be an integer from 1 to 64")
-                })
-                .map_err(bad)?
-            }
-            "max_requests" => {
-                self.max_requests = parse_optional(trimmed, |n: u64| {
-                    (n > 0)
-                        .then_some(n)
-                        .ok_or("must be a positive integer (empty: no budget)")
-                })
-                .map_err(bad)?
-            }
-            "max_tokens" => {
-                self.max_tokens = parse_optional(trimmed, |n: u64| {
-                    (n > 0)
-                        .then_some(n)
-                        .ok_or("must be a positive integer (empty: no budget)")
-                })
-                .map_err(bad)?
-            }
-            "max_prompt_chars" => {
-                self.max_prompt_chars =
-                    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("default") {
-                        DEFAULT_MAX_PROMPT_CHARS
-                    } else {
-                        parse_required(trimmed, |n: usize| {
-                            (n > 0).then_some(n).ok_or("must be a positive integer")
-                        })
-                        .map_err(bad)?
-                    }
-            }
-            _ => {
-                let known: Vec<String> = OPTIONS
-                    .iter()
-                    .map(|(k, _)| format!("blossom.{k}"))
-                    .collect();
-                return Err(DataFusionError::Configuration(format!(
-                    "unknown setting 'blossom.{key}'; known settings: {}",
-                    known.join(", ")
-                )));
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The value of one option as `SHOW` prints it; the API key is redacted.
+    #[cfg(test)]
     fn value_of(&self, key: &str) -> Option<String> {
-        fn opt<T: ToString>(v: &Option<T>) -> Option<String> {
-            v.as_ref().map(ToString::to_string)
-        }
-        match key {
-            "provider" => Some(self.provider.to_string()),
-            "base_url" => self.base_url.clone(),
-            "model" => self.model.clone(),
-            "embedding_model" => self.embedding_model.clone(),
-            "api_key" => self.api_key.is_set().then(|| self.api_key.to_string()),
-            "temperature" => opt(&self.temperature),
-            "max_answer_tokens" => opt(&self.max_answer_tokens),
-            "request_timeout" => Some(self.request_timeout_secs.to_string()),
-            "max_concurrency" => opt(&self.max_concurrency),
-            "requests_per_minute" => opt(&self.requests_per_minute),
-            "max_retries" => Some(self.max_retries.to_string()),
-            "retry_initial_backoff_ms" => Some(self.retry_initial_backoff_ms.to_string()),
-            "retry_max_backoff_ms" => Some(self.retry_max_backoff_ms.to_string()),
-            "breaker_failures" => Some(self.breaker_failures.to_string()),
-            "max_outage" => Some(self.max_outage_secs.to_string()),
-            "on_error" => Some(self.on_error.to_string()),
-            "cache" => Some(self.cache.to_string()),
-            "cache_ttl" => opt(&self.cache_ttl_secs),
-            "pack_rows" => Some(self.pack_rows.to_string()),
-            "max_requests" => opt(&self.max_requests),
-            "max_tokens" => opt(&self.max_tokens),
-            "max_prompt_chars" => Some(self.max_prompt_chars.to_string()),
-            _ => None,
-        }
+        SETTINGS
+            .iter()
+            .find(|s| s.key == key)
+            .and_then(|s| (s.show)(self))
     }
 
     /// What one query may spend (`blossom.max_requests`, `blossom.max_tokens`).
@@ -625,67 +516,36 @@ impl BlossomOptions {
 
     /// Resolves the preset and the options into what one request needs.
     pub fn resolve(&self) -> Result<ProviderSettings> {
+        let preset = self.provider.preset();
+        let own_key = preset
+            .own_key
+            .as_ref()
+            .is_some_and(|own| (own.key)(&self.provider_keys).is_set());
         // The keyless endpoint's conservative limits apply only to that endpoint, not
         // to a server named with blossom.base_url.
-        let keyless_pollinations = self.provider == ProviderPreset::Pollinations
-            && !self.api_key.is_set()
-            && !self.provider_keys.pollinations.is_set()
-            && self.base_url.is_none();
-        let preset = match (self.provider, keyless_pollinations) {
-            (ProviderPreset::Pollinations, false) => Preset {
-                chat_url: "https://gen.pollinations.ai/v1/chat/completions",
-                model: "openai",
-                max_concurrency: 8,
-                requests_per_minute: 0,
-            },
-            // The deprecated keyless endpoint serves about one request at a time per IP,
-            // several seconds apart.
-            (ProviderPreset::Pollinations, true) => Preset {
-                chat_url: "https://text.pollinations.ai/openai",
-                model: "openai",
-                max_concurrency: 1,
-                requests_per_minute: 12,
-            },
-            (ProviderPreset::OpenAi, _) => Preset {
-                chat_url: "https://api.openai.com/v1/chat/completions",
-                model: "gpt-4o-mini",
-                max_concurrency: 16,
-                requests_per_minute: 0,
-            },
-            (ProviderPreset::Ollama, _) => Preset {
-                chat_url: "http://localhost:11434/v1/chat/completions",
-                model: "llama3.2",
-                max_concurrency: 4,
-                requests_per_minute: 0,
-            },
-            (ProviderPreset::Custom, _) => Preset {
-                chat_url: "",
-                model: "default",
-                max_concurrency: 16,
-                requests_per_minute: 0,
-            },
-        };
-        let chat_url = match &self.base_url {
-            Some(base) => chat_url_for(base),
-            None if self.provider == ProviderPreset::Custom => {
-                return Err(DataFusionError::Configuration(
-                    "blossom.provider = 'custom' needs blossom.base_url (or BLOSSOM_BASE_URL)"
-                        .to_string(),
-                ));
+        let endpoint = match &preset.keyless {
+            Some(keyless) if self.base_url.is_none() && !self.api_key.is_set() && !own_key => {
+                keyless
             }
-            None => preset.chat_url.to_string(),
+            _ => &preset.endpoint,
         };
-        let embedding_model = self.embedding_model.clone().unwrap_or_else(|| {
-            match self.provider {
-                ProviderPreset::Ollama => "nomic-embed-text",
-                _ => "text-embedding-3-small",
+        let chat_url = match (&self.base_url, endpoint.chat_url) {
+            (Some(base), _) => chat_url_for(base),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => {
+                return Err(DataFusionError::Configuration(format!(
+                    "blossom.provider = '{}' needs blossom.base_url (or BLOSSOM_BASE_URL)",
+                    preset.name
+                )));
             }
-            .to_string()
-        });
+        };
         Ok(ProviderSettings {
             embeddings_url: embeddings_url_for(&chat_url),
             api_key: self.key_for(&chat_url),
-            embedding_model,
+            embedding_model: self
+                .embedding_model
+                .clone()
+                .unwrap_or_else(|| preset.embedding_model.to_string()),
             chat_url,
             model: self
                 .model
@@ -694,10 +554,10 @@ impl BlossomOptions {
             temperature: self.temperature,
             max_answer_tokens: self.max_answer_tokens,
             request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
-            max_concurrency: self.max_concurrency.unwrap_or(preset.max_concurrency),
+            max_concurrency: self.max_concurrency.unwrap_or(endpoint.max_concurrency),
             requests_per_minute: self
                 .requests_per_minute
-                .unwrap_or(preset.requests_per_minute),
+                .unwrap_or(endpoint.requests_per_minute),
             max_retries: self.max_retries,
             retry_initial_backoff: Duration::from_millis(self.retry_initial_backoff_ms),
             retry_max_backoff: Duration::from_millis(
@@ -727,11 +587,8 @@ impl BlossomOptions {
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
         let on = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
-        match self.provider {
-            ProviderPreset::Pollinations if on("pollinations.ai") => {
-                self.provider_keys.pollinations.clone()
-            }
-            ProviderPreset::OpenAi if on("openai.com") => self.provider_keys.openai.clone(),
+        match &self.provider.preset().own_key {
+            Some(own) if on(own.domain) => (own.key)(&self.provider_keys).clone(),
             _ => ApiKey::default(),
         }
     }
@@ -756,12 +613,101 @@ pub fn configuration_message(error: &DataFusionError) -> String {
     }
 }
 
+/// What a provider preset brings: its name, its endpoint with the limits it is held to,
+/// its default models, and which of the providers' own keys may go to which hosts.
 struct Preset {
-    chat_url: &'static str,
+    provider: ProviderPreset,
+    /// As `blossom.provider` names it.
+    name: &'static str,
+    endpoint: Endpoint,
+    /// Where a session goes with no key at all and no `blossom.base_url`.
+    keyless: Option<Endpoint>,
     model: &'static str,
+    embedding_model: &'static str,
+    own_key: Option<OwnKey>,
+}
+
+/// A chat-completions URL and the limits it is held to unless set otherwise.
+struct Endpoint {
+    /// `None`: `blossom.base_url` must name the server.
+    chat_url: Option<&'static str>,
     max_concurrency: usize,
     requests_per_minute: u32,
 }
+
+/// A provider's own key from the environment and the domain whose hosts may get it.
+struct OwnKey {
+    domain: &'static str,
+    key: fn(&ProviderKeys) -> &ApiKey,
+}
+
+/// Every provider preset; `blossom.provider` names one.
+const PRESETS: &[Preset] = &[
+    Preset {
+        provider: ProviderPreset::Pollinations,
+        name: "pollinations",
+        endpoint: Endpoint {
+            chat_url: Some("https://gen.pollinations.ai/v1/chat/completions"),
+            max_concurrency: 8,
+            requests_per_minute: 0,
+        },
+        // The deprecated keyless endpoint serves about one request at a time per IP,
+        // several seconds apart.
+        keyless: Some(Endpoint {
+            chat_url: Some("https://text.pollinations.ai/openai"),
+            max_concurrency: 1,
+            requests_per_minute: 12,
+        }),
+        model: "openai",
+        embedding_model: "text-embedding-3-small",
+        own_key: Some(OwnKey {
+            domain: "pollinations.ai",
+            key: |keys| &keys.pollinations,
+        }),
+    },
+    Preset {
+        provider: ProviderPreset::OpenAi,
+        name: "openai",
+        endpoint: Endpoint {
+            chat_url: Some("https://api.openai.com/v1/chat/completions"),
+            max_concurrency: 16,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "gpt-4o-mini",
+        embedding_model: "text-embedding-3-small",
+        own_key: Some(OwnKey {
+            domain: "openai.com",
+            key: |keys| &keys.openai,
+        }),
+    },
+    Preset {
+        provider: ProviderPreset::Ollama,
+        name: "ollama",
+        endpoint: Endpoint {
+            chat_url: Some("http://localhost:11434/v1/chat/completions"),
+            max_concurrency: 4,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "llama3.2",
+        embedding_model: "nomic-embed-text",
+        own_key: None,
+    },
+    Preset {
+        provider: ProviderPreset::Custom,
+        name: "custom",
+        endpoint: Endpoint {
+            chat_url: None,
+            max_concurrency: 16,
+            requests_per_minute: 0,
+        },
+        keyless: None,
+        model: "default",
+        embedding_model: "text-embedding-3-small",
+        own_key: None,
+    },
+];
 
 /// The embeddings URL next to a chat-completions URL.
 fn embeddings_url_for(chat_url: &str) -> String {
@@ -782,6 +728,51 @@ fn chat_url_for(base: &str) -> String {
     }
 }
 
+/// One `blossom.*` setting, as [`blossom_options!`] declares it.
+struct Setting {
+    /// The name after `blossom.`.
+    key: &'static str,
+    /// What `SHOW ALL` prints next to it.
+    description: &'static str,
+    /// The environment variable that overrides the default, if any.
+    env: Option<&'static str>,
+    /// Parses the trimmed `SET` text into the options, or says why not (and changes
+    /// nothing).
+    set: fn(&mut BlossomOptions, &str) -> std::result::Result<(), String>,
+    /// The value as `SHOW ALL` prints it; `None` when unset.
+    show: fn(&BlossomOptions) -> Option<String>,
+}
+
+/// How a setting's value shows in `SHOW ALL`; `None` is an unset value.
+trait Shown {
+    fn shown(&self) -> Option<String>;
+}
+
+macro_rules! shown_as_displayed {
+    ($($ty:ty),*) => {
+        $(impl Shown for $ty {
+            fn shown(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        })*
+    };
+}
+
+shown_as_displayed!(ProviderPreset, OnError, CacheSetting, f64, u32, u64, usize);
+
+impl<T: fmt::Display> Shown for Option<T> {
+    fn shown(&self) -> Option<String> {
+        self.as_ref().map(ToString::to_string)
+    }
+}
+
+/// The key itself is never shown: a set key shows as `<redacted>`.
+impl Shown for ApiKey {
+    fn shown(&self) -> Option<String> {
+        self.is_set().then(|| self.to_string())
+    }
+}
+
 fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
     if value.is_empty() {
         return Ok(None);
@@ -796,26 +787,56 @@ fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
     Ok(Some(value.trim_end_matches('/').to_string()))
 }
 
-fn non_empty(value: &str) -> Option<String> {
-    (!value.is_empty()).then(|| value.to_string())
+/// The text, or `None` when it is empty.
+fn text_or_none(value: &str) -> std::result::Result<Option<String>, String> {
+    Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
-fn parse_required<T: FromStr>(
-    value: &str,
-    check: impl Fn(T) -> std::result::Result<T, &'static str>,
-) -> std::result::Result<T, String> {
-    let parsed = value.parse::<T>().map_err(|_| "not a number".to_string())?;
-    check(parsed).map_err(str::to_string)
+/// A number of type `T`.
+fn number<T: FromStr>(value: &str) -> std::result::Result<T, String> {
+    value.parse::<T>().map_err(|_| "not a number".to_string())
 }
 
-fn parse_optional<T: FromStr>(
-    value: &str,
-    check: impl Fn(T) -> std::result::Result<T, &'static str>,
-) -> std::result::Result<Option<T>, String> {
-    if value.is_empty() || value.eq_ignore_ascii_case("default") {
-        return Ok(None);
+/// A number that `ok` accepts; `why` says which ones it does.
+fn number_if<T: FromStr + Copy>(
+    ok: impl Fn(T) -> bool,
+    why: &'static str,
+) -> impl Fn(&str) -> std::result::Result<T, String> {
+    move |value| {
+        let n = number(value)?;
+        if ok(n) { Ok(n) } else { Err(why.to_string()) }
     }
-    parse_required(value, check).map(Some)
+}
+
+/// What `parse` reads, or `None` for an empty value or 'default'.
+fn or_none<T>(
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> impl Fn(&str) -> std::result::Result<Option<T>, String> {
+    move |value| {
+        if is_default(value) {
+            Ok(None)
+        } else {
+            parse(value).map(Some)
+        }
+    }
+}
+
+/// What `parse` reads, or `default` for an empty value or 'default'.
+fn or_default<T: Copy>(
+    default: T,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> impl Fn(&str) -> std::result::Result<T, String> {
+    move |value| {
+        if is_default(value) {
+            Ok(default)
+        } else {
+            parse(value)
+        }
+    }
+}
+
+fn is_default(value: &str) -> bool {
+    value.is_empty() || value.eq_ignore_ascii_case("default")
 }
 
 impl ExtensionOptions for BlossomOptions {
@@ -836,12 +857,12 @@ impl ExtensionOptions for BlossomOptions {
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        OPTIONS
+        SETTINGS
             .iter()
-            .map(|(key, description)| ConfigEntry {
-                key: format!("{}.{key}", Self::PREFIX),
-                value: self.value_of(key),
-                description,
+            .map(|setting| ConfigEntry {
+                key: format!("{}.{}", Self::PREFIX, setting.key),
+                value: (setting.show)(self),
+                description: setting.description,
             })
             .collect()
     }
@@ -1131,5 +1152,178 @@ mod tests {
         let env = BlossomOptions::from_env_with(|k| (k == "BLOSSOM_CACHE").then(|| "off".into()))
             .unwrap();
         assert_eq!(env.cache, CacheSetting::Off);
+    }
+
+    #[test]
+    fn every_setting_is_documented_parses_its_default_and_shows_what_it_was_set_to() {
+        // A value other than the default for every setting, and how it shows.
+        let samples: &[(&str, &str, &str)] = &[
+            ("provider", "ollama", "ollama"),
+            ("base_url", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
+            ("model", "llama3.2", "llama3.2"),
+            ("embedding_model", "nomic-embed-text", "nomic-embed-text"),
+            ("api_key", "sk_sample_secret", "<redacted>"),
+            ("temperature", "0.5", "0.5"),
+            ("max_answer_tokens", "100", "100"),
+            ("request_timeout", "1.5", "1.5"),
+            ("max_concurrency", "3", "3"),
+            ("requests_per_minute", "0", "0"),
+            ("max_retries", "2", "2"),
+            ("retry_initial_backoff_ms", "10", "10"),
+            ("retry_max_backoff_ms", "20", "20"),
+            ("breaker_failures", "0", "0"),
+            ("max_outage", "9", "9"),
+            ("on_error", "null", "null"),
+            ("cache", "off", "off"),
+            ("cache_ttl", "60", "60"),
+            ("pack_rows", "1", "1"),
+            ("max_requests", "7", "7"),
+            ("max_tokens", "1000", "1000"),
+            ("max_prompt_chars", "500", "500"),
+        ];
+        let default = BlossomOptions::default();
+        let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        let sample_keys: Vec<&str> = samples.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(
+            keys, sample_keys,
+            "one sample per setting, in the table's order"
+        );
+        for setting in SETTINGS {
+            let key = setting.key;
+            assert!(!setting.description.is_empty(), "{key} has no doc line");
+            assert_eq!(setting.description, setting.description.trim(), "{key}");
+            assert!(
+                !setting.description.contains("  "),
+                "{key}: {}",
+                setting.description
+            );
+
+            // SET to what SHOW prints for the default changes nothing.
+            let shown = default.value_of(key);
+            let mut o = default.clone();
+            o.set_option(key, shown.as_deref().unwrap_or(""))
+                .unwrap_or_else(|e| panic!("{key} does not parse its default: {e}"));
+            assert_eq!(o.value_of(key), shown, "{key}");
+            assert_eq!(o.resolve().unwrap(), default.resolve().unwrap(), "{key}");
+            assert_eq!(o.budget(), default.budget(), "{key}");
+
+            let (_, value, shows) = samples.iter().find(|(k, _, _)| *k == key).unwrap();
+            let mut o = default.clone();
+            o.set_option(key, value).unwrap();
+            assert_ne!(o, default, "{key} = '{value}' is not the default");
+            assert_eq!(o.value_of(key).as_deref(), Some(*shows), "{key}");
+            let entry = o
+                .entries()
+                .into_iter()
+                .find(|e| e.key == format!("blossom.{key}"));
+            assert_eq!(entry.unwrap().value.as_deref(), Some(*shows), "{key}");
+            assert!(!format!("{o:?}").contains("sk_sample_secret"), "{key}");
+            if let Some(env) = setting.env {
+                let o =
+                    BlossomOptions::from_env_with(|name| (name == env).then(|| value.to_string()));
+                assert_eq!(o.unwrap().value_of(key).as_deref(), Some(*shows), "{env}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_setting_is_in_the_readme_table() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("### Settings (")
+            .expect("the README's settings table");
+        let table: Vec<&str> = readme[start..]
+            .lines()
+            .skip(1)
+            .skip_while(|line| line.trim().is_empty())
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        let table = table.join("\n");
+        for setting in SETTINGS {
+            assert!(
+                table.contains(&format!("`{}`", setting.key)),
+                "blossom.{} is missing from the README's settings table",
+                setting.key
+            );
+        }
+    }
+
+    #[test]
+    fn every_provider_has_one_preset_named_as_it_parses() {
+        use ProviderPreset::*;
+        for provider in [Pollinations, OpenAi, Ollama, Custom] {
+            // A new provider fails to compile here until it is listed above.
+            match provider {
+                Pollinations | OpenAi | Ollama | Custom => {}
+            }
+            let presets = PRESETS.iter().filter(|p| p.provider == provider).count();
+            assert_eq!(presets, 1, "{provider:?}");
+            assert_eq!(provider.to_string().parse::<ProviderPreset>(), Ok(provider));
+        }
+        assert_eq!(" OpenAI ".parse::<ProviderPreset>(), Ok(OpenAi));
+        assert_eq!("".parse::<ProviderPreset>(), Ok(Pollinations));
+        assert_eq!(
+            "Acme".parse::<ProviderPreset>().unwrap_err(),
+            "unknown provider 'acme': expected 'pollinations', 'openai', 'ollama' or 'custom'"
+        );
+    }
+
+    #[test]
+    fn presets_resolve_to_their_urls_models_and_limits() {
+        let resolved = |provider: &str| {
+            let mut o = BlossomOptions::default();
+            o.set_option("provider", provider).unwrap();
+            o.set_option("api_key", "k").unwrap();
+            let s = o.resolve().unwrap();
+            (
+                s.chat_url,
+                s.model,
+                s.embedding_model,
+                s.max_concurrency,
+                s.requests_per_minute,
+            )
+        };
+        assert_eq!(
+            resolved("pollinations"),
+            (
+                "https://gen.pollinations.ai/v1/chat/completions".to_string(),
+                "openai".to_string(),
+                "text-embedding-3-small".to_string(),
+                8,
+                0
+            )
+        );
+        assert_eq!(
+            resolved("openai"),
+            (
+                "https://api.openai.com/v1/chat/completions".to_string(),
+                "gpt-4o-mini".to_string(),
+                "text-embedding-3-small".to_string(),
+                16,
+                0
+            )
+        );
+        assert_eq!(
+            resolved("ollama"),
+            (
+                "http://localhost:11434/v1/chat/completions".to_string(),
+                "llama3.2".to_string(),
+                "nomic-embed-text".to_string(),
+                4,
+                0
+            )
+        );
+        let mut custom = BlossomOptions::default();
+        custom.set_option("provider", "custom").unwrap();
+        assert_eq!(
+            configuration_message(&custom.resolve().unwrap_err()),
+            "blossom.provider = 'custom' needs blossom.base_url (or BLOSSOM_BASE_URL)"
+        );
+        custom.set_option("base_url", "http://h/v1").unwrap();
+        let s = custom.resolve().unwrap();
+        assert_eq!(
+            (s.model.as_str(), s.embedding_model.as_str()),
+            ("default", "text-embedding-3-small")
+        );
     }
 }

@@ -25,7 +25,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::args::{ConvertArgs, FileFormat, OutputFormat, PrintOptions};
 use super::error::CliError;
-use super::exec::{Run, run_sql};
+use super::run::{Run, run_sql};
 
 /// The name the input is registered under, for `--add` and `--where` to refer to.
 const INPUT_TABLE: &str = "input";

@@ -10,11 +10,13 @@ mod print;
 mod progress;
 mod repl;
 mod report;
+mod run;
 
 pub use args::{
     Args, Command, ConvertArgs, FileFormat, MaxRows, OutputFormat, PrintOptions, ProviderArgs,
 };
 pub use error::{CliError, EXIT_LIMIT, EXIT_OK, EXIT_QUERY, EXIT_USAGE};
-pub use exec::{Run, run, run_sql, session};
+pub use exec::{run, session};
 pub use print::{OutputClosed, print_stream};
 pub use report::{RunReport, StatementReport};
+pub use run::{Run, run_sql};

@@ -14,7 +14,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::args::{OutputFormat, PrintOptions};
 use super::error::{CliError, EXIT_LIMIT};
-use super::exec::{Run, run_sql};
+use super::run::{Run, run_sql};
 use crate::redact::redact_sql;
 
 /// The prompt for a new statement.
