@@ -60,14 +60,16 @@ fn code_of(text: &str) -> String {
         if rest.starts_with("//") {
             let end = rest.find('\n').unwrap_or(rest.len());
             i += end;
-        } else if rest.starts_with("/*") {
-            let end = rest[2..].find("*/").map_or(rest.len(), |e| e + 4);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            let end = comment.find("*/").map_or(rest.len(), |e| e + 4);
             i += end;
         } else if rest.starts_with("r#\"") || rest.starts_with("r\"") {
             let hashes = rest[1..].chars().take_while(|c| *c == '#').count();
             let close = format!("\"{}", "#".repeat(hashes));
             let start = 2 + hashes;
-            let end = rest[start..].find(&close).map_or(rest.len(), |e| start + e + close.len());
+            let end = rest[start..]
+                .find(&close)
+                .map_or(rest.len(), |e| start + e + close.len());
             out.push_str("\"\"");
             i += end;
         } else if rest.starts_with('"') {
@@ -83,7 +85,8 @@ fn code_of(text: &str) -> String {
             i += (j + 1).min(rest.len());
         } else if rest.starts_with('\'') && rest.len() > 3 && {
             let b = rest.as_bytes();
-            (b[1] != b'\\' && b[2] == b'\'') || (b[1] == b'\\' && rest[2..].find('\'').is_some_and(|e| e <= 8))
+            (b[1] != b'\\' && b[2] == b'\'')
+                || (b[1] == b'\\' && rest[2..].find('\'').is_some_and(|e| e <= 8))
         } {
             // A char literal ('x', '\n', '\u{..}'); a lifetime has no closing quote.
             let end = if rest.as_bytes()[1] == b'\\' {
@@ -158,7 +161,11 @@ fn expand(tree: &str) -> Vec<(Vec<String>, Option<String>)> {
             }
         }
         parts.push(&list[start..]);
-        parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
+        parts
+            .into_iter()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect()
     }
     let tree = tree.trim();
     if let Some(open) = tree.find('{') {
@@ -231,7 +238,12 @@ fn inline_paths(code: &str) -> Vec<Vec<String>> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
             .collect();
-        out.push(path.split("::").map(str::to_string).filter(|s| !s.is_empty()).collect());
+        out.push(
+            path.split("::")
+                .map(str::to_string)
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
         from = at + path.len().max(1);
     }
     out
@@ -355,7 +367,9 @@ fn top_level_modules_import_only_lower_layers() {
         );
     }
     for (from, targets) in &edges {
-        let Some(from_top) = from.first() else { continue };
+        let Some(from_top) = from.first() else {
+            continue;
+        };
         for to in targets {
             let to_top = &to[0];
             if from_top == to_top {
@@ -367,7 +381,11 @@ fn top_level_modules_import_only_lower_layers() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -415,13 +433,21 @@ fn the_reader_resolves_what_it_reads() {
     let (_, edges) = graph();
     let of = |m: &str| -> BTreeSet<String> {
         let module: Module = m.split("::").map(str::to_string).collect();
-        edges.get(&module).expect("a module").iter().map(shown).collect()
+        edges
+            .get(&module)
+            .expect("a module")
+            .iter()
+            .map(shown)
+            .collect()
     };
     let scope = of("dispatch::scope");
     assert!(scope.contains("crate::dispatch::error"), "{scope:?}");
     assert!(scope.contains("crate::config"), "{scope:?}");
     let ai_exec = of("execution::ai_exec");
-    assert!(ai_exec.contains("crate::execution::services"), "{ai_exec:?}");
+    assert!(
+        ai_exec.contains("crate::execution::services"),
+        "{ai_exec:?}"
+    );
     assert!(ai_exec.contains("crate::dispatch::scope"), "{ai_exec:?}");
     assert!(ai_exec.contains("crate::observe::events"), "{ai_exec:?}");
 }

@@ -37,7 +37,10 @@ impl JsonSchemaRefusals {
 
 /// Whether `request` asks for an answer following a JSON schema.
 pub(crate) fn asks_json_schema(request: &ChatRequest) -> bool {
-    matches!(request.response_format, Some(AnswerFormat::JsonSchema { .. }))
+    matches!(
+        request.response_format,
+        Some(AnswerFormat::JsonSchema { .. })
+    )
 }
 
 /// `request` asking for any JSON object instead (its prompt still lists the fields).

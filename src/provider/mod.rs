@@ -8,9 +8,9 @@
 mod client;
 mod embeddings;
 mod error;
-mod protocol;
 #[cfg(test)]
 pub(crate) mod proptests;
+mod protocol;
 mod retry_after;
 mod text;
 mod types;
@@ -21,6 +21,4 @@ pub use error::ProviderError;
 pub use protocol::Provider;
 pub use retry_after::parse_retry_after;
 pub(crate) use text::truncate_chars;
-pub use types::{
-    AnswerFormat, ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars,
-};
+pub use types::{AnswerFormat, ChatAnswer, ChatMessage, ChatRequest, TokenUsage, message_chars};

@@ -162,10 +162,14 @@ mod tests {
     #[tokio::test]
     async fn a_double_plugs_in_where_the_http_client_does() {
         let double = Arc::new(Scripted::default());
-        double.answers.lock().expect("not poisoned").push(Ok(ChatAnswer {
-            content: "hello".into(),
-            usage: None,
-        }));
+        double
+            .answers
+            .lock()
+            .expect("not poisoned")
+            .push(Ok(ChatAnswer {
+                content: "hello".into(),
+                usage: None,
+            }));
         let providers: [Arc<dyn Provider>; 2] = [
             Arc::new(ChatClient::new().expect("a client")),
             Arc::clone(&double) as Arc<dyn Provider>,
