@@ -3,6 +3,8 @@
 //! for embeddings); every other row asking the same shares that answer. Used where rows
 //! are answered together rather than one request each.
 
+use std::sync::Arc;
+
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use tokio::sync::oneshot;
@@ -38,7 +40,17 @@ impl Ask {
 
 /// Claims the request with `keys`, counting the row as a dedup hit, a unique prompt, and
 /// a cache hit as it turns out.
-pub(super) fn claim(scope: &CallScope, keys: RequestKeys) -> Claim {
+pub(super) fn claim(scope: &CallScope, keys: Result<RequestKeys, Arc<CallError>>) -> Claim {
+    let keys = match keys {
+        Ok(keys) => keys,
+        // A request that cannot even be keyed fails its row alone.
+        Err(error) => {
+            return Claim {
+                answer: futures::future::ready(Err(error)).boxed(),
+                ask: None,
+            };
+        }
+    };
     let (sender, receiver) = oneshot::channel();
     let (answer, shared) = scope.memo.claim(keys.memo.clone(), async move {
         receiver.await.unwrap_or_else(|_| {

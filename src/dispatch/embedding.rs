@@ -44,14 +44,7 @@ pub async fn answers(
             input: vec![text],
             dimensions,
         };
-        let keys = match scope.embedding_keys(&single) {
-            Ok(keys) => keys,
-            Err(error) => {
-                pending.push(Some(futures::future::ready(Err(error)).boxed()));
-                continue;
-            }
-        };
-        let claim = claim(scope, keys);
+        let claim = claim(scope, scope.embedding_keys(&single));
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push((single, ask));

@@ -55,7 +55,6 @@ use breaker::{Breaker, BreakerSettings, OutageTooLong};
 use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode};
 use limits::Limits;
 use retry::Backoff;
-use stop::unless_stopped;
 
 /// Answers of one query, deduplicated by request.
 pub type AnswerMemo = QueryMemo<ChatAnswer, CallError>;
@@ -324,18 +323,19 @@ impl Dispatcher {
             probe_delay: settings.retry_initial_backoff,
             max_probe_delay: settings.retry_max_backoff,
         };
-        let stop = Some(&*query.stop);
+        let stop = &*query.stop;
         let mut backoff = Backoff::new(settings);
         // Attempts sent, and those that count against `max_retries`: under
         // `on_error = 'null'` an attempt that fails while the breaker is open is the
         // outage's, not the row's, and does not count.
         let mut attempts = 0;
         let mut counted = 0;
-        let _slot = unless_stopped(stop, limits.slot())
+        let _slot = stop
+            .unless_stopped(limits.slot())
             .await
             .map_err(CallError::Stopped)?;
         loop {
-            let admission = match unless_stopped(stop, breaker.admit(&breaker_settings)).await {
+            let admission = match stop.unless_stopped(breaker.admit(&breaker_settings)).await {
                 Err(reason) => return Err(CallError::Stopped(reason)),
                 Ok(Err(too_long)) => {
                     return Err(CallError::Stopped(outage_stop(
@@ -391,7 +391,8 @@ impl Dispatcher {
             .instrument(span);
             // A stop drops the attempt in flight: its connection is closed, so the
             // provider stops working on it.
-            let result = unless_stopped(stop, sent)
+            let result = stop
+                .unless_stopped(sent)
                 .await
                 .map_err(CallError::Stopped)??;
             let error = match result {
@@ -406,7 +407,7 @@ impl Dispatcher {
                 // whatever `on_error` says.
                 tracing::debug!(url = %attempt.url, "the provider refuses the account: {error}");
                 let reason = StopReason::Refused(error.to_string());
-                return Err(CallError::Stopped(stop_with(stop, reason)));
+                return Err(CallError::Stopped(stop.stop(reason)));
             }
             let open = breaker.failed(admission, &error, &breaker_settings);
             if open && error.is_retryable() && settings.on_error == OnError::Null {
@@ -445,25 +446,17 @@ impl Dispatcher {
                 wait_ms = wait.as_millis() as u64,
                 "retrying after: {error}"
             );
-            unless_stopped(stop, tokio::time::sleep(wait))
+            stop.unless_stopped(tokio::time::sleep(wait))
                 .await
                 .map_err(CallError::Stopped)?;
         }
     }
 }
 
-/// Stops the query (when there is one to stop) for `reason`; the reason in force.
-fn stop_with(stop: Option<&QueryStop>, reason: StopReason) -> Arc<StopReason> {
-    match stop {
-        Some(stop) => stop.stop(reason),
-        None => Arc::new(reason),
-    }
-}
-
 /// Stops the query for an outage longer than `blossom.max_outage`, then closes the
 /// breaker so that the next query tries the provider again.
 fn outage_stop(
-    stop: Option<&QueryStop>,
+    stop: &QueryStop,
     breaker: &Breaker,
     url: &str,
     settings: &ProviderSettings,
@@ -477,7 +470,7 @@ fn outage_stop(
         settings.max_outage.as_secs_f64(),
         too_long.last_error,
     ));
-    let reason = stop_with(stop, reason);
+    let reason = stop.stop(reason);
     breaker.reset();
     reason
 }

@@ -150,14 +150,7 @@ pub async fn answers(
             pending.push(Some(scope.answer(row).boxed()));
             continue;
         };
-        let keys = match scope.keys(row) {
-            Ok(keys) => keys,
-            Err(error) => {
-                pending.push(Some(futures::future::ready(Err(error)).boxed()));
-                continue;
-            }
-        };
-        let claim = claim(scope, keys);
+        let claim = claim(scope, scope.keys(row));
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push(Unanswered {

@@ -96,17 +96,9 @@ impl CallScope {
         result
     }
 
-    /// The keys of `request`: for the query's memo and for the response cache.
+    /// The keys of a chat request: for the query's memo and for the response cache.
     pub(super) fn keys(&self, request: &ChatRequest) -> Result<RequestKeys, Arc<CallError>> {
-        let body = encoded(request)?;
-        let url = &self.settings.chat_url;
-        Ok(RequestKeys {
-            memo: format!("{url}\n{body}"),
-            cache: self
-                .dispatcher
-                .cache_for(&self.settings)
-                .map(|cache| (cache, CacheKey::new(url, &request.model, &body))),
-        })
+        self.keys_at(&self.settings.chat_url, &request.model, request)
     }
 
     /// The keys of one text's embedding.
@@ -114,14 +106,31 @@ impl CallScope {
         &self,
         single: &EmbeddingRequest,
     ) -> Result<RequestKeys, Arc<CallError>> {
-        let body = encoded(single)?;
-        let url = &self.settings.embeddings_url;
+        self.keys_at(&self.settings.embeddings_url, &single.model, single)
+    }
+
+    /// The keys of `request` sent to `url`: its JSON is the memo's key (with the URL)
+    /// and, with URL and model, the cache's.
+    fn keys_at(
+        &self,
+        url: &str,
+        model: &str,
+        request: &impl serde::Serialize,
+    ) -> Result<RequestKeys, Arc<CallError>> {
+        let body = serde_json::to_string(request).map_err(|e| {
+            Arc::new(CallError::Failed {
+                attempts: 0,
+                error: ProviderError::Malformed {
+                    detail: format!("request could not be encoded: {e}"),
+                },
+            })
+        })?;
         Ok(RequestKeys {
             memo: format!("{url}\n{body}"),
             cache: self
                 .dispatcher
                 .cache_for(&self.settings)
-                .map(|cache| (cache, CacheKey::new(url, &single.model, &body))),
+                .map(|cache| (cache, CacheKey::new(url, model, &body))),
         })
     }
 
@@ -187,16 +196,4 @@ impl CallScope {
             self.query.stop.stop(StopReason::RowFailed(message));
         }
     }
-}
-
-/// A request's JSON: the memo's and the cache's key.
-fn encoded(request: &impl serde::Serialize) -> Result<String, Arc<CallError>> {
-    serde_json::to_string(request).map_err(|e| {
-        Arc::new(CallError::Failed {
-            attempts: 0,
-            error: ProviderError::Malformed {
-                detail: format!("request could not be encoded: {e}"),
-            },
-        })
-    })
 }

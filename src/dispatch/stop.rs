@@ -111,17 +111,6 @@ impl QueryStop {
     }
 }
 
-/// Runs `work` under `stop`, or plainly when there is none.
-pub(crate) async fn unless_stopped<T>(
-    stop: Option<&QueryStop>,
-    work: impl Future<Output = T>,
-) -> Result<T, Arc<StopReason>> {
-    match stop {
-        Some(stop) => stop.unless_stopped(work).await,
-        None => Ok(work.await),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +148,5 @@ mod tests {
     async fn work_finishes_when_nothing_stops_it() {
         let stop = QueryStop::default();
         assert_eq!(stop.unless_stopped(async { 7 }).await.unwrap(), 7);
-        assert_eq!(unless_stopped(None, async { 8 }).await.unwrap(), 8);
     }
 }

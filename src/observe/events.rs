@@ -101,11 +101,6 @@ impl CallEvents {
         }
     }
 
-    /// The AI function's SQL name.
-    pub fn function(&self) -> &'static str {
-        self.function.function()
-    }
-
     /// `asked` rows of a batch need an answer; `skipped` were left uncalled by a CASE
     /// branch or AND/OR that did not need them.
     pub fn rows_started(&self, asked: u64, skipped: u64) {
