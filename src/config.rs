@@ -26,6 +26,12 @@ pub const DEFAULT_PACK_ROWS: usize = 16;
 
 /// The largest `blossom.pack_rows`.
 pub const MAX_PACK_ROWS: usize = 64;
+
+/// `blossom.join_block` by default: see the README's semantic join benchmark.
+pub const DEFAULT_JOIN_BLOCK: usize = 16;
+
+/// The largest `blossom.join_block`.
+pub const MAX_JOIN_BLOCK: usize = 64;
 /// The default of `blossom.max_prompt_chars`: about 6000 tokens of text.
 pub const DEFAULT_MAX_PROMPT_CHARS: usize = 24_000;
 
@@ -189,6 +195,63 @@ impl fmt::Display for OnError {
             Self::Fail => "fail",
             Self::Null => "null",
         })
+    }
+}
+
+/// Which pairs a semantic join asks about (`blossom.join_prefilter`): all, or only those
+/// whose texts' embeddings are similar enough.
+///
+/// ```sql
+/// SET blossom.join_prefilter = 'cosine:0.3'; -- pairs with a cosine similarity of 0.3 or more
+/// SET blossom.join_prefilter = 'top:5';      -- each left text's 5 most similar right texts
+/// SET blossom.join_prefilter = 'off';        -- every pair
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum JoinPrefilter {
+    /// Every pair.
+    #[default]
+    Off,
+    /// Pairs whose cosine similarity is at least this.
+    Cosine(f64),
+    /// For each left text, this many right texts, the most similar first.
+    Top(usize),
+}
+
+impl FromStr for JoinPrefilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let value = s.trim().to_ascii_lowercase();
+        if value.is_empty() || value == "off" {
+            return Ok(Self::Off);
+        }
+        let why = || {
+            format!(
+                "expected 'off', 'cosine:T' (T from -1 to 1) or 'top:K' (K a positive integer), got '{}'",
+                s.trim()
+            )
+        };
+        match value.split_once(':') {
+            Some(("cosine", t)) => match t.trim().parse::<f64>() {
+                Ok(t) if (-1.0..=1.0).contains(&t) => Ok(Self::Cosine(t)),
+                _ => Err(why()),
+            },
+            Some(("top", k)) => match k.trim().parse::<usize>() {
+                Ok(k) if k > 0 => Ok(Self::Top(k)),
+                _ => Err(why()),
+            },
+            _ => Err(why()),
+        }
+    }
+}
+
+impl fmt::Display for JoinPrefilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Cosine(t) => write!(f, "cosine:{t}"),
+            Self::Top(k) => write!(f, "top:{k}"),
+        }
     }
 }
 
@@ -442,6 +505,24 @@ blossom_options! {
             pub max_prompt_chars: usize = DEFAULT_MAX_PROMPT_CHARS,
                 parse = or_default(DEFAULT_MAX_PROMPT_CHARS,
                     number_if(|n: usize| n > 0, "must be a positive integer"));
+
+            /// Texts of each side that a semantic join (ai_match in JOIN ... ON, or in a
+            /// WHERE over two tables) asks about in one prompt, the model listing the
+            /// matching pairs; 1 asks each pair on its own
+            pub join_block: usize = DEFAULT_JOIN_BLOCK,
+                parse = number_if(|n: usize| (1..=MAX_JOIN_BLOCK).contains(&n),
+                    "must be an integer from 1 to 64");
+
+            /// The pairs a semantic join asks about: 'off' (all), 'cosine:T' (those whose
+            /// embeddings' cosine similarity is at least T, from -1 to 1) or 'top:K' (for
+            /// each left text, its K most similar right texts)
+            pub join_prefilter: JoinPrefilter = JoinPrefilter::Off,
+                parse = str::parse;
+
+            /// Whether ai_match's condition is symmetric (a matches b exactly when b
+            /// matches a): a semantic join then asks once per unordered pair of texts
+            pub join_symmetric: bool = false,
+                parse = boolean;
         }
     }
 }
@@ -758,7 +839,17 @@ macro_rules! shown_as_displayed {
     };
 }
 
-shown_as_displayed!(ProviderPreset, OnError, CacheSetting, f64, u32, u64, usize);
+shown_as_displayed!(
+    ProviderPreset,
+    OnError,
+    CacheSetting,
+    JoinPrefilter,
+    bool,
+    f64,
+    u32,
+    u64,
+    usize
+);
 
 impl<T: fmt::Display> Shown for Option<T> {
     fn shown(&self) -> Option<String> {
@@ -790,6 +881,15 @@ fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
 /// The text, or `None` when it is empty.
 fn text_or_none(value: &str) -> std::result::Result<Option<String>, String> {
     Ok((!value.is_empty()).then(|| value.to_string()))
+}
+
+/// `true` or `false` (also `on`/`off`, `yes`/`no`, `1`/`0`), in any case.
+fn boolean(value: &str) -> std::result::Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err("expected true or false".to_string()),
+    }
 }
 
 /// A number of type `T`.
@@ -1180,6 +1280,9 @@ mod tests {
             ("max_requests", "7", "7"),
             ("max_tokens", "1000", "1000"),
             ("max_prompt_chars", "500", "500"),
+            ("join_block", "4", "4"),
+            ("join_prefilter", "Top:3", "top:3"),
+            ("join_symmetric", "on", "true"),
         ];
         let default = BlossomOptions::default();
         let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();

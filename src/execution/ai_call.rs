@@ -15,6 +15,7 @@ use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use futures::future::join_all;
 
 use super::reduce::{ReduceError, list_items, reduce, text_lists};
+use super::services::{AiServices, QueryState};
 use crate::config::{OnError, ProviderSettings};
 use crate::dispatch::{
     AnswerResult, BudgetExceeded, CallError, CallScope, PackControl, StopReason, Validate,
@@ -23,7 +24,7 @@ use crate::dispatch::{
 use crate::error_class::ErrorClass;
 use crate::functions::{AiFunction, AiUdf, BoundArgs, Stage};
 use crate::observe::error_log::now_unix_ms;
-use crate::observe::{CallEvents, ErrorLog, RowError};
+use crate::observe::{AiMetrics, CallEvents, ErrorLog, RowError};
 use crate::provider::{ChatMessage, ChatRequest, ProviderError, truncate_chars};
 
 /// How much of a row's input an error message shows.
@@ -147,6 +148,11 @@ impl AiCall {
     /// The AI function's SQL name.
     pub(crate) fn function_name(&self) -> &'static str {
         self.function.name()
+    }
+
+    /// Whether its rows are asked several to a request.
+    pub(crate) fn packable(&self) -> bool {
+        self.function.packable()
     }
 
     /// Which rows the guards let through.
@@ -273,7 +279,11 @@ impl AiCall {
     }
 
     /// A request with the session settings, overridden by the call's options.
-    fn request(&self, settings: &ProviderSettings, messages: Vec<ChatMessage>) -> ChatRequest {
+    pub(crate) fn request(
+        &self,
+        settings: &ProviderSettings,
+        messages: Vec<ChatMessage>,
+    ) -> ChatRequest {
         let options = &self.bound.options;
         ChatRequest {
             model: options.model.clone().unwrap_or_else(|| {
@@ -671,4 +681,39 @@ pub(crate) struct CallRuntime {
     pub events: Arc<CallEvents>,
     pub errors: Arc<ErrorLog>,
     pub pack_control: Arc<PackControl>,
+}
+
+impl CallRuntime {
+    /// The runtime of a call to `function` (its pack size kept under `call`, the call as
+    /// the plan shows it) in the query `query`, reporting to the operator's metrics.
+    pub(crate) fn new(
+        function: &'static str,
+        call: &str,
+        services: &AiServices,
+        query: &QueryState,
+        settings: &Arc<ProviderSettings>,
+        operator: &AiMetrics,
+    ) -> Self {
+        let events = Arc::new(CallEvents::new(
+            operator.clone(),
+            query.metrics.function(function),
+            Arc::clone(services.stats()),
+            query.dry_run,
+        ));
+        Self {
+            scope: CallScope {
+                dispatcher: Arc::clone(services.dispatcher()),
+                memo: Arc::clone(&query.memo),
+                settings: Arc::clone(settings),
+                query: query.control.clone(),
+                query_id: query.metrics.query_id(),
+                function,
+                events: Arc::clone(&events) as _,
+                dry_run: query.dry_run,
+            },
+            events,
+            errors: Arc::clone(services.errors()),
+            pack_control: query.pack_control(call),
+        }
+    }
 }

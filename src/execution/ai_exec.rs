@@ -9,7 +9,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use datafusion::arrow::datatypes::{Fields, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -32,9 +32,9 @@ use futures::{FutureExt, Stream, StreamExt};
 
 use super::ai_call::{AiCall, CallRuntime};
 use super::services::AiServices;
+use super::waves::Waves;
 use crate::config::BlossomOptions;
-use crate::dispatch::CallScope;
-use crate::observe::{AiMetrics, CallEvents};
+use crate::observe::AiMetrics;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
 /// 16 × `blossom.max_concurrency` when that is larger.
@@ -53,6 +53,9 @@ pub struct AiExec {
     calls: Vec<AiCall>,
     /// The query's number in its session (`blossom_metrics().query_id`).
     query_id: u64,
+    /// Under a `LIMIT`: ask in growing waves, each only when more rows are wanted
+    /// ([`Waves`]).
+    waves: bool,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -79,9 +82,25 @@ impl AiExec {
             input,
             calls,
             query_id,
+            waves: false,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The same operator asking in growing waves, for a `LIMIT` above it: a wave is
+    /// asked only when the operators above want more rows.
+    pub(crate) fn in_waves(&self) -> Self {
+        Self {
+            waves: true,
+            metrics: ExecutionPlanMetricsSet::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether it asks in waves.
+    pub fn asks_in_waves(&self) -> bool {
+        self.waves
     }
 
     /// Input columns keep their orderings and partitioning; the new columns are
@@ -134,9 +153,19 @@ impl DisplayAs for AiExec {
         let calls: Vec<String> = self.calls.iter().map(ToString::to_string).collect();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(f, "BlossomAiExec: calls=[{}]", calls.join(", "))
+                write!(f, "BlossomAiExec: calls=[{}]", calls.join(", "))?;
+                if self.waves {
+                    f.write_str(", waves")?;
+                }
+                Ok(())
             }
-            DisplayFormatType::TreeRender => writeln!(f, "calls={}", calls.join(", ")),
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "calls={}", calls.join(", "))?;
+                if self.waves {
+                    writeln!(f, "waves=true")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -188,11 +217,11 @@ impl ExecutionPlan for AiExec {
             1,
             "BlossomAiExec takes one child"
         );
-        Ok(Arc::new(Self::try_new(
-            children.swap_remove(0),
-            self.calls.clone(),
-            self.query_id,
-        )?))
+        let exec = Self::try_new(children.swap_remove(0), self.calls.clone(), self.query_id)?;
+        Ok(Arc::new(Self {
+            waves: self.waves,
+            ..exec
+        }))
     }
 
     fn with_new_children(
@@ -225,31 +254,22 @@ impl ExecutionPlan for AiExec {
             .calls
             .iter()
             .map(|call| {
-                let function = call.function_name();
-                let events = Arc::new(CallEvents::new(
-                    operator.clone(),
-                    query.metrics.function(function),
-                    Arc::clone(services.stats()),
-                    query.dry_run,
-                ));
-                CallRuntime {
-                    scope: CallScope {
-                        dispatcher: Arc::clone(services.dispatcher()),
-                        memo: Arc::clone(&query.memo),
-                        settings: Arc::clone(&settings),
-                        query: query.control.clone(),
-                        query_id: query.metrics.query_id(),
-                        function,
-                        events: Arc::clone(&events) as _,
-                        dry_run: query.dry_run,
-                    },
-                    events,
-                    errors: Arc::clone(services.errors()),
-                    pack_control: query.pack_control(&call.to_string()),
-                }
+                CallRuntime::new(
+                    call.function_name(),
+                    &call.to_string(),
+                    &services,
+                    &query,
+                    &settings,
+                    &operator,
+                )
             })
             .collect();
         let rows_in_flight_limit = (settings.max_concurrency * 16).max(MIN_ROWS_IN_FLIGHT);
+        // A wave is a pack of rows when the calls pack, else a row.
+        let waves = self.waves.then(|| {
+            let packs = self.calls.iter().any(AiCall::packable) && settings.pack_rows > 1;
+            Waves::new(if packs { settings.pack_rows } else { 1 })
+        });
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(PipelinedStream {
             schema: self.schema(),
@@ -259,6 +279,8 @@ impl ExecutionPlan for AiExec {
             in_flight: FuturesOrdered::new(),
             rows_in_flight: 0,
             rows_in_flight_limit,
+            waves,
+            unasked: None,
             baseline: BaselineMetrics::new(&self.metrics, partition),
         }))
     }
@@ -281,6 +303,11 @@ struct PipelinedStream {
     in_flight: FuturesOrdered<BoxFuture<'static, (usize, Result<RecordBatch>)>>,
     rows_in_flight: usize,
     rows_in_flight_limit: usize,
+    /// Under a `LIMIT`: one wave in flight at a time, the next one asked only when the
+    /// stream is polled again ([`Waves`]).
+    waves: Option<Waves>,
+    /// In waves: the rows of the current input batch not asked yet.
+    unasked: Option<RecordBatch>,
     baseline: BaselineMetrics,
 }
 
@@ -315,6 +342,9 @@ impl Stream for PipelinedStream {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.waves.is_some() {
+            return self.poll_wave(cx);
+        }
         // Take what the input has ready, within the limit (always at least one batch).
         while self.in_flight.is_empty() || self.rows_in_flight < self.rows_in_flight_limit {
             let Some(input) = self.input.as_mut() else {
@@ -339,6 +369,48 @@ impl Stream for PipelinedStream {
             }
             Poll::Ready(None) if self.input.is_none() => Poll::Ready(None),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl PipelinedStream {
+    /// In waves: the answered wave, asking the next one only when none is in flight.
+    fn poll_wave(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
+        if self.in_flight.is_empty() {
+            loop {
+                let unasked = match self.unasked.take() {
+                    Some(batch) if batch.num_rows() > 0 => batch,
+                    _ => {
+                        let Some(input) = self.input.as_mut() else {
+                            return Poll::Ready(None);
+                        };
+                        match ready!(input.poll_next_unpin(cx)) {
+                            Some(Ok(batch)) => batch,
+                            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                            None => {
+                                self.input = None;
+                                return Poll::Ready(None);
+                            }
+                        }
+                    }
+                };
+                let rows = unasked.num_rows();
+                let Some(waves) = self.waves.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let size = waves.next(rows);
+                if size == 0 {
+                    continue;
+                }
+                self.unasked = Some(unasked.slice(size, rows - size));
+                let future = self.evaluate(unasked.slice(0, size));
+                self.in_flight.push_back(future);
+                break;
+            }
+        }
+        match ready!(self.in_flight.poll_next_unpin(cx)) {
+            Some((_, result)) => Poll::Ready(Some(result.record_output(&self.baseline))),
+            None => Poll::Pending,
         }
     }
 }

@@ -44,6 +44,8 @@ struct AiExecNode {
     query_id: u64,
     #[prost(message, repeated, tag = "2")]
     calls: Vec<AiCallNode>,
+    #[prost(bool, tag = "3")]
+    waves: bool,
 }
 
 /// The wire form of one call: its output column, the call expression, its guards.
@@ -131,11 +133,8 @@ impl PhysicalExtensionCodec for AiExecCodec {
                 })?;
             calls.push(call);
         }
-        Ok(Arc::new(AiExec::try_new(
-            Arc::clone(input),
-            calls,
-            node.query_id,
-        )?))
+        let exec = AiExec::try_new(Arc::clone(input), calls, node.query_id)?;
+        Ok(Arc::new(if node.waves { exec.in_waves() } else { exec }))
     }
 
     fn try_encode(
@@ -171,6 +170,7 @@ impl PhysicalExtensionCodec for AiExecCodec {
         AiExecNode {
             query_id: ai.query_id(),
             calls,
+            waves: ai.asks_in_waves(),
         }
         .encode(buf)
         .map_err(|e| internal_datafusion_err!("BlossomAiExec could not be encoded: {e}"))

@@ -91,7 +91,7 @@ impl AiFunction for AiFilter {
 
 /// `Some(true)` for yes/true, `Some(false)` for no/false (any case, with surrounding
 /// quotes, markdown or punctuation), `None` for anything else.
-fn yes_or_no(answer: &str) -> Option<bool> {
+pub(super) fn yes_or_no(answer: &str) -> Option<bool> {
     match answer_key(answer).as_str() {
         "yes" | "true" => Some(true),
         "no" | "false" => Some(false),

@@ -3,6 +3,7 @@
 //! [`crate::dispatch::Dispatcher`].
 
 mod ai_filter;
+mod ai_match;
 mod ai_reduce;
 mod args;
 mod categorize;
@@ -32,6 +33,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, ScalarUDF};
 
 pub use ai_filter::AiFilter;
+pub use ai_match::{AiMatch, BLOCK_INSTRUCTION};
 pub use ai_reduce::AiReduce;
 pub(crate) use args::text_list_type;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
@@ -235,6 +237,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Translate),
         Arc::new(Categorize),
         Arc::new(AiFilter),
+        Arc::new(AiMatch),
         Arc::new(Extract),
         Arc::new(AiReduce),
         Arc::new(Embed),

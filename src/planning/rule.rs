@@ -1,7 +1,9 @@
 //! [`PlanAiCalls`]: the physical optimizer rule that takes AI calls out of projections
 //! and filters and evaluates them in [`AiExec`] operators below, innermost calls first,
 //! so that nested calls (`sentiment(enhance(text))`) and stages merged by the optimizer
-//! work. In a filter, the conditions without AI calls run first.
+//! work. In a filter, the conditions without AI calls run first. An AI call in a join's
+//! condition makes a semantic join (see [`super::join`]); AI operators under a `LIMIT`
+//! ask in waves (see [`super::waves`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +21,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
+use super::join::{AiJoin, project};
+use super::waves::ask_in_waves;
+use crate::config::{BlossomOptions, DEFAULT_JOIN_BLOCK};
 use crate::execution::{AiCall, AiExec, Guard, Truth};
 
 /// Moves AI calls into [`AiExec`] operators. One instance per session: it numbers the
@@ -40,12 +45,17 @@ impl PhysicalOptimizerRule for PlanAiCalls {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let planner = Planner {
             query_id: self.queries.fetch_add(1, Ordering::Relaxed) + 1,
+            join_block: config
+                .extensions
+                .get::<BlossomOptions>()
+                .map_or(DEFAULT_JOIN_BLOCK, |options| options.join_block),
         };
-        plan.transform_up(|node| planner.rewrite(node)).data()
+        let plan = plan.transform_up(|node| planner.rewrite(node)).data()?;
+        ask_in_waves(plan)
     }
 
     fn name(&self) -> &str {
@@ -64,6 +74,8 @@ type GuardedCall = (Arc<dyn PhysicalExpr>, Vec<Guard>);
 
 struct Planner {
     query_id: u64,
+    /// `blossom.join_block`: 1 plans semantic joins pair by pair.
+    join_block: usize,
 }
 
 impl Planner {
@@ -90,6 +102,16 @@ impl Planner {
             if !contains_ai_call(filter.predicate()) {
                 return Ok(Transformed::no(node));
             }
+            // ai_match over the rows of a join: the join becomes a semantic join.
+            if let Some(join) = AiJoin::filtered(filter.input(), filter.predicate())?
+                && let Some(plan) =
+                    join.in_blocks(self.join_block, self.query_id, contains_ai_call)?
+            {
+                return Ok(Transformed::yes(match filter.projection() {
+                    Some(indices) => project(plan, indices)?,
+                    None => plan,
+                }));
+            }
             let original_columns = filter.input().schema().fields().len();
             let (plain, with_ai): (Vec<_>, Vec<_>) = split_conjunction(filter.predicate())
                 .into_iter()
@@ -112,6 +134,17 @@ impl Planner {
                 builder = builder.apply_projection(Some((0..original_columns).collect()))?;
             }
             return Ok(Transformed::yes(Arc::new(builder.build()?)));
+        }
+        if let Some(join) = AiJoin::of(&node, contains_ai_call)? {
+            if let Some(plan) = join.in_blocks(self.join_block, self.query_id, contains_ai_call)? {
+                return Ok(Transformed::yes(plan));
+            }
+            let filter = Arc::new(FilterExec::try_new(
+                Arc::clone(&join.predicate),
+                join.all_pairs()?,
+            )?);
+            let filtered = self.rewrite(filter)?.data;
+            return Ok(Transformed::yes(join.project(filtered)?));
         }
         let mut found = None;
         node.apply_expressions(&mut |expr| {

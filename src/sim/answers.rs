@@ -334,6 +334,28 @@ pub fn filter_answer(text: &str, condition: &str) -> String {
     }
 }
 
+/// Whether two texts "match" under any condition: both have the same
+/// [`sentiment_label`] and it is not neutral (the two express the same opinion).
+pub fn texts_match(a: &str, b: &str) -> bool {
+    let label = sentiment_label(a);
+    label != "NEUTRAL" && label == sentiment_label(b)
+}
+
+/// The answer to a pair prompt of `ai_match` (`Text A: ...` and `Text B: ...` lines):
+/// YES when [`texts_match`], else NO, in the surface forms of [`filter_answer`].
+pub fn match_answer(text: &str) -> String {
+    let (a, b) = text
+        .strip_prefix("Text A: ")
+        .and_then(|rest| rest.split_once("\nText B: "))
+        .unwrap_or((text, ""));
+    let word = if texts_match(a, b) { "YES" } else { "NO" };
+    match fnv1a(text) % 3 {
+        0 => word.to_string(),
+        1 => format!("{}.", capitalize(&word.to_lowercase())),
+        _ => word.to_lowercase(),
+    }
+}
+
 /// The "extract" answer: a JSON object with one key per field the prompt lists (lines
 /// `- "key": kind`), valued from `text`:
 /// - `text`: the first capitalised word after the first word of `text`, else its first
@@ -601,6 +623,7 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 /// [`category_answer`] with the
 /// `- label` lines, firmer when it says `"must be exactly one of"`; `"you check whether
 /// a text meets a condition"` → [`filter_answer`] with the `Condition:` line; `"you
+/// check whether two texts meet a condition"` → [`match_answer`]; `"you
 /// translate texts"` → [`translation_answer`] with the language after `"Translate the
 /// text into "`; `"you summarize texts"` → [`summary_answer`]), then keywords:
 /// `"sentiment"` → [`sentiment_answer`], `"insight"` → [`insight_answer`],
@@ -619,6 +642,8 @@ pub fn answer_for(messages: &[ChatMessage]) -> String {
         let raw = system_text(messages);
         let firmer = system.contains("must be exactly one of");
         category_answer(text, &listed_labels(&raw), firmer)
+    } else if system.contains("you check whether two texts meet a condition") {
+        match_answer(text)
     } else if system.contains("you check whether a text meets a condition") {
         let raw = system_text(messages);
         let condition =

@@ -12,11 +12,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::answers::answer_for;
+use super::blocks::{block_answer, block_pairs};
 use super::config::SimConfig;
 use super::embeddings::{EmbeddingsRequest, embeddings_body};
 use super::faults::FaultKind;
 use super::limiter::{ceil_secs, retry_after_secs};
-use super::packed::packed_answer;
+use super::packed::{packed_answer, packed_items};
 use super::protocol::ChatMessage;
 use super::protocol::{
     ChatRequest, completion_body, error_body, estimate_tokens, models_body, prompt_tokens,
@@ -253,6 +254,7 @@ async fn chat(
                 .saturating_mul(u32::try_from(completion).unwrap_or(u32::MAX));
             sleep(plan.delay + generation).await;
             state.stats.answered(prompt, completion);
+            state.stats.questions(questions_in(&request.messages));
             Ok(value_response(
                 StatusCode::OK,
                 &answer(&content, completion),
@@ -304,9 +306,19 @@ async fn embeddings(
     Ok(value_response(StatusCode::OK, &body))
 }
 
-/// The answer to a chat request: per item for a packed one, else the single answer.
+/// The answer to a chat request: per item for a packed one, the matching pairs for a
+/// join's block, else the single answer.
 fn content_for(messages: &[ChatMessage], config: &SimConfig) -> String {
-    packed_answer(messages, &config.faults, config.seed).unwrap_or_else(|| answer_for(messages))
+    packed_answer(messages, &config.faults, config.seed)
+        .or_else(|| block_answer(messages, &config.faults, config.seed))
+        .unwrap_or_else(|| answer_for(messages))
+}
+
+/// How many questions a chat request asks (see [`super::stats::SimStats::questions`]).
+fn questions_in(messages: &[ChatMessage]) -> u64 {
+    packed_items(messages)
+        .or_else(|| block_pairs(messages))
+        .unwrap_or(1)
 }
 
 /// An injected `429`, with `Retry-After` in the header and/or body as configured.

@@ -14,6 +14,7 @@
 //! `GET /v1/models`, `GET /sim/stats`, `POST /sim/reset`.
 
 mod answers;
+mod blocks;
 mod config;
 mod embeddings;
 mod faults;
@@ -30,8 +31,9 @@ mod tests;
 
 pub use answers::{
     NEGATIVE_WORDS, POSITIVE_WORDS, answer_for, echo_answer, enhance_answer, fnv1a, insight_answer,
-    request_text, sentiment_answer, sentiment_label, system_prompt,
+    request_text, sentiment_answer, sentiment_label, system_prompt, texts_match,
 };
+pub use blocks::{block_answer, block_texts};
 pub use config::{FaultConfig, SimConfig, validate_rate};
 pub use embeddings::{DEFAULT_DIMENSIONS, embedding_for};
 pub use faults::FaultKind;

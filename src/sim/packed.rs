@@ -57,6 +57,16 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
     Some(Value::Array(answers).to_string())
 }
 
+/// How many items a packed request holds, or `None` if `messages` is not one.
+pub fn packed_items(messages: &[ChatMessage]) -> Option<u64> {
+    let (last, instruction) = messages.split_last()?;
+    instruction
+        .iter()
+        .rposition(|m| m.content.ends_with(PACK_PROTOCOL))?;
+    let items: Vec<PackItem> = serde_json::from_str(&last.content).ok()?;
+    Some(items.len() as u64)
+}
+
 /// Applies each `pack_*` fault with its rate.
 fn misbehave(answers: &mut Vec<Value>, faults: &FaultConfig, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);

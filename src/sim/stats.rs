@@ -44,6 +44,11 @@ pub struct SimStats {
     /// of type `json_schema` or `json_object`.
     #[serde(default)]
     pub json_requests: u64,
+    /// Questions in answered chat requests: one per single request, one per item of a
+    /// packed request, one per pair of a semantic join's block (what a `LIMIT` that
+    /// stops asking saves).
+    #[serde(default)]
+    pub questions: u64,
 }
 
 /// The live counters behind [`SimStats`].
@@ -62,6 +67,7 @@ pub struct StatsCounters {
     completion_tokens: AtomicU64,
     requests_by_model: Mutex<BTreeMap<String, u64>>,
     json_requests: AtomicU64,
+    questions: AtomicU64,
 }
 
 /// Counts a chat request as in flight until dropped.
@@ -94,6 +100,11 @@ impl StatsCounters {
             .saturating_add(1);
         self.peak_in_flight.fetch_max(now, Ordering::AcqRel);
         InFlight { stats: self }
+    }
+
+    /// Counts the questions of an answered request.
+    pub fn questions(&self, questions: u64) {
+        bump(&self.questions, questions);
     }
 
     /// Counts a valid answer and its tokens.
@@ -152,6 +163,7 @@ impl StatsCounters {
             &self.prompt_tokens,
             &self.completion_tokens,
             &self.json_requests,
+            &self.questions,
         ]
         .into_iter()
         .chain(&self.faults_by_kind)
@@ -192,6 +204,7 @@ impl StatsCounters {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
             json_requests: get(&self.json_requests),
+            questions: get(&self.questions),
         }
     }
 }
