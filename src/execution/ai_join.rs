@@ -50,7 +50,7 @@ use super::waves::Waves;
 use crate::config::{BlossomOptions, JoinPrefilter, OnError};
 use crate::dispatch::{CallError, StopReason, embedding};
 use crate::error_class::ErrorClass;
-use crate::functions::AiMatch;
+use crate::functions::{AiFunction, AiMatch, Constants};
 use crate::observe::error_log::now_unix_ms;
 use crate::observe::{AiMetrics, RowError};
 use crate::provider::{ChatMessage, ChatRequest, message_chars, truncate_chars};
@@ -677,18 +677,45 @@ impl SemanticJoin {
                     scope.events.repacked(block.pairs.len() as u64);
                     self.ask_halves(&block, candidates).await
                 }
-                Err(why) => self.failed(
-                    &block,
-                    &a,
-                    &b,
-                    ErrorClass::InvalidAnswer,
-                    None,
-                    None,
-                    format!("{why} (asked about one pair)"),
-                ),
+                Err(_) => {
+                    scope.events.repacked(1);
+                    self.ask_pair(&block, &a, &b).await
+                }
             }
         }
         .boxed()
+    }
+
+    /// A block of one pair whose block answer was broken: the pair asked on its own,
+    /// with `ai_match`'s YES/NO prompt.
+    async fn ask_pair(&self, block: &Block, a: &[&str], b: &[&str]) -> Result<Answered> {
+        let (Some(left), Some(right)) = (a.first(), b.first()) else {
+            return Ok(Answered::default());
+        };
+        let scope = &self.runtime.scope;
+        let messages =
+            AiMatch.messages(&[left, right, &self.args.condition], &Constants::default());
+        let request = self.call.request(&scope.settings, messages);
+        let answer = match scope.answer(&request).await {
+            Ok(answer) => answer,
+            Err(error) => return self.failed_request(block, a, b, &error),
+        };
+        match AiMatch.parse(&answer.content, &Constants::default()) {
+            Ok(ScalarValue::Boolean(Some(true))) => Ok(Answered {
+                matched: block.pairs.iter().copied().collect(),
+                failed: 0,
+            }),
+            Ok(_) => Ok(Answered::default()),
+            Err(why) => self.failed(
+                block,
+                a,
+                b,
+                ErrorClass::InvalidAnswer,
+                None,
+                None,
+                format!("{why} (asked about the pair alone, after a broken block answer)"),
+            ),
+        }
     }
 
     async fn ask_halves(&self, block: &Block, candidates: &Candidates) -> Result<Answered> {
@@ -890,30 +917,108 @@ fn joined_batch(
     )?)
 }
 
-/// The keys laid out in blocks of up to `size` texts per side: the A texts in groups
-/// of `size` (in order), the B texts likewise, one block per pair of groups holding a key.
+/// The keys laid out in blocks of up to `size` texts per side.
+///
+/// The candidates fall apart into groups that share no text (the texts of one key of
+/// an equality, say): groups small enough share blocks, filled up to `size` texts per
+/// side; a larger group is cut on its own: its A texts, in the order of their first
+/// candidate B text, `size` at a time, and the B texts that are candidates of such a
+/// cut, `size` at a time.
 fn blocks(keys: &[Key], size: usize) -> Vec<Block> {
     let size = size.max(1);
-    let group = |texts: Vec<u32>| -> HashMap<u32, usize> {
-        let mut texts = texts;
-        texts.sort_unstable();
-        texts.dedup();
-        texts
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (t, i / size))
-            .collect()
-    };
-    let a_group = group(keys.iter().map(|k| k.0).collect());
-    let b_group = group(keys.iter().map(|k| k.1).collect());
-    let mut by_block: BTreeMap<(usize, usize), HashSet<Key>> = BTreeMap::new();
-    for key in keys {
-        by_block
-            .entry((a_group[&key.0], b_group[&key.1]))
-            .or_default()
-            .insert(*key);
+    let mut blocks = Vec::new();
+    let mut shared: HashSet<Key> = HashSet::new();
+    let (mut shared_a, mut shared_b) = (0, 0);
+    for group in connected(keys) {
+        let a: HashSet<u32> = group.iter().map(|k| k.0).collect();
+        let b: HashSet<u32> = group.iter().map(|k| k.1).collect();
+        if a.len() <= size && b.len() <= size {
+            if shared_a + a.len() > size || shared_b + b.len() > size {
+                blocks.push(Block::of(std::mem::take(&mut shared)));
+                (shared_a, shared_b) = (0, 0);
+            }
+            shared.extend(group);
+            shared_a += a.len();
+            shared_b += b.len();
+            continue;
+        }
+        let mut by_a: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for key in &group {
+            by_a.entry(key.0).or_default().push(key.1);
+        }
+        let mut order: Vec<(u32, Vec<u32>)> = by_a.into_iter().collect();
+        for (_, bs) in &mut order {
+            bs.sort_unstable();
+        }
+        order.sort_by_key(|(a, bs)| (bs.first().copied(), *a));
+        for cut in order.chunks(size) {
+            let mut bs: Vec<u32> = cut.iter().flat_map(|(_, bs)| bs.iter().copied()).collect();
+            bs.sort_unstable();
+            bs.dedup();
+            for chunk in bs.chunks(size) {
+                let pairs: HashSet<Key> = cut
+                    .iter()
+                    .flat_map(|(a, candidates)| {
+                        candidates
+                            .iter()
+                            .filter(|b| chunk.binary_search(b).is_ok())
+                            .map(move |b| (*a, *b))
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    blocks.push(Block::of(pairs));
+                }
+            }
+        }
     }
-    by_block.into_values().map(Block::of).collect()
+    if !shared.is_empty() {
+        blocks.push(Block::of(shared));
+    }
+    blocks
+}
+
+/// The keys in groups that share no A text and no B text, each group's keys sorted,
+/// the groups in the order of their first key.
+fn connected(keys: &[Key]) -> Vec<Vec<Key>> {
+    // A texts and B texts are nodes apart: A text t is node 2t, B text t node 2t + 1.
+    let mut parent: HashMap<u64, u64> = HashMap::new();
+    fn root(parent: &mut HashMap<u64, u64>, node: u64) -> u64 {
+        let mut at = node;
+        while let Some(&up) = parent.get(&at) {
+            if up == at {
+                break;
+            }
+            at = up;
+        }
+        // Path compression.
+        let mut walk = node;
+        while walk != at {
+            let up = parent[&walk];
+            parent.insert(walk, at);
+            walk = up;
+        }
+        at
+    }
+    for key in keys {
+        let (a, b) = (u64::from(key.0) * 2, u64::from(key.1) * 2 + 1);
+        parent.entry(a).or_insert(a);
+        parent.entry(b).or_insert(b);
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        if ra != rb {
+            parent.insert(ra.max(rb), ra.min(rb));
+        }
+    }
+    let mut groups: BTreeMap<u64, Vec<Key>> = BTreeMap::new();
+    for key in keys {
+        let group = root(&mut parent, u64::from(key.0) * 2);
+        groups.entry(group).or_default().push(*key);
+    }
+    let mut groups: Vec<Vec<Key>> = groups.into_values().collect();
+    for group in &mut groups {
+        group.sort_unstable();
+    }
+    groups.sort_by_key(|g| g.first().copied());
+    groups
 }
 
 /// The cosine similarity of two vectors (0 when either is all zeros).
@@ -967,6 +1072,27 @@ mod tests {
             .collect();
         all.sort_unstable();
         assert_eq!(all, keys);
+    }
+
+    #[test]
+    fn groups_that_share_no_text_are_blocked_apart() {
+        // An equality with two keys: texts 0..4 pair among themselves, 10..14 too.
+        let mut keys: Vec<Key> = Vec::new();
+        for base in [0u32, 10] {
+            for a in base..base + 4 {
+                for b in base..base + 4 {
+                    keys.push((a, b));
+                }
+            }
+        }
+        keys.sort_unstable();
+        assert_eq!(connected(&keys).len(), 2);
+        // Blocks of 4 texts a side: one block per key, every pair of it a candidate.
+        let blocks = blocks(&keys, 4);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks.iter().all(|b| b.pairs.len() == 16));
+        // Blocks of 8: both keys share one block.
+        assert_eq!(super::blocks(&keys, 8).len(), 1);
     }
 
     #[test]

@@ -67,6 +67,20 @@ pub fn unique_texts(n: usize) -> Vec<Option<String>> {
         .collect()
 }
 
+/// The physical plan of `sql`, as text.
+pub async fn physical_plan(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx
+        .sql(&format!("EXPLAIN {sql}"))
+        .await
+        .expect("explains")
+        .collect()
+        .await
+        .expect("explains");
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("explains")
+        .to_string()
+}
+
 /// The first column of a query's result, as text.
 pub async fn column(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<String>>> {
     let batches = ctx.sql(sql).await?.collect().await?;

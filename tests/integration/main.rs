@@ -11,6 +11,8 @@ mod copy;
 mod dispatch;
 mod errors;
 mod estimate;
+mod join;
+mod limit;
 mod packing;
 mod pipeline;
 mod repl;
