@@ -3,6 +3,7 @@
 //!
 //! Besides the AI functions, each session has test-only functions to look at and steer
 //! that simulator: `sim_requests()` (chat requests it received so far),
+//! `sim_questions()` (rows, packed items and join pairs those requests asked about),
 //! `sim_peak_in_flight()`, `sim_reset()` (zeroes its counters, returns 0) and
 //! `sim_fault('<kind>', <rate>)` (sets a fault rate: server_error, rate_limited, hang,
 //! drop_connection, malformed_json, empty_content, payment_required, and the packed-answer
@@ -136,6 +137,7 @@ fn register_sim_functions(ctx: &SessionContext, sim: &Arc<Simulator>) {
         )
     };
     ctx.register_udf(counter("sim_requests", |s| s.stats().requests as i64));
+    ctx.register_udf(counter("sim_questions", |s| s.stats().questions as i64));
     ctx.register_udf(counter("sim_peak_in_flight", |s| {
         s.stats().peak_in_flight as i64
     }));
