@@ -1,7 +1,8 @@
 //! [`AiExecCodec`]: the `PhysicalExtensionCodec` (datafusion-proto) that carries
-//! [`AiExec`] from one session to another. The operator travels as its description
-//! only: each call's output column, its expression (the AI function by name, its
-//! arguments) and its guards, and the query's number. The session that decodes it must
+//! [`AiExec`] and [`AiJoinExec`] from one session to another. An operator travels as
+//! its description only: each call's output column, its expression (the AI function by
+//! name, its arguments) and its guards, a join's conditions and projection, whether it
+//! asks in waves, and the query's number. The session that decodes it must
 //! have the AI functions registered (any [`crate::BlossomSessionBuilder`] session), and
 //! runs it with its own services: dispatcher, cache, logs, and its own provider key
 //! (keys never travel in a plan).
@@ -21,9 +22,10 @@
 
 use std::sync::Arc;
 
-use datafusion::common::{Result, internal_datafusion_err, not_impl_err};
+use datafusion::common::{JoinType, Result, internal_datafusion_err, not_impl_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::joins::utils::build_join_schema;
 use datafusion_proto::physical_plan::{
     PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
 };
@@ -32,10 +34,45 @@ use prost::Message;
 
 use super::ai_call::{AiCall, Guard, Truth};
 use super::ai_exec::AiExec;
+use super::ai_join::AiJoinExec;
 
 /// Encodes and decodes [`AiExec`]; every other plan node is left to datafusion-proto.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AiExecCodec;
+
+/// The wire form of a blossom operator.
+#[derive(Clone, PartialEq, Message)]
+struct BlossomNode {
+    #[prost(oneof = "Node", tags = "1, 2")]
+    node: Option<Node>,
+}
+
+/// Which operator.
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Node {
+    #[prost(message, tag = "1")]
+    Ai(AiExecNode),
+    #[prost(message, tag = "2")]
+    Join(AiJoinNode),
+}
+
+/// The wire form of an [`AiJoinExec`]: its `ai_match` call and other conditions over
+/// the joined columns, its projection, the query's number.
+#[derive(Clone, PartialEq, Message)]
+struct AiJoinNode {
+    #[prost(uint64, tag = "1")]
+    query_id: u64,
+    #[prost(message, optional, tag = "2")]
+    call: Option<PhysicalExprNode>,
+    #[prost(message, optional, tag = "3")]
+    filter: Option<PhysicalExprNode>,
+    #[prost(bool, tag = "4")]
+    projected: bool,
+    #[prost(uint32, repeated, tag = "5")]
+    projection: Vec<u32>,
+    #[prost(bool, tag = "6")]
+    waves: bool,
+}
 
 /// The wire form of an [`AiExec`].
 #[derive(Clone, PartialEq, Message)]
@@ -96,8 +133,16 @@ impl PhysicalExtensionCodec for AiExecCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let node = AiExecNode::decode(buf)
-            .map_err(|e| internal_datafusion_err!("BlossomAiExec could not be decoded: {e}"))?;
+        let node = BlossomNode::decode(buf).map_err(|e| {
+            internal_datafusion_err!("a blossom operator could not be decoded: {e}")
+        })?;
+        let node = match node.node {
+            Some(Node::Ai(node)) => node,
+            Some(Node::Join(join)) => {
+                return decode_join(&join, inputs, ctx, self, proto_converter);
+            }
+            None => return not_impl_err!("an encoded blossom operator names no operator"),
+        };
         let [input] = inputs else {
             return not_impl_err!(
                 "BlossomAiExec takes one input; the encoded plan gives {}",
@@ -143,10 +188,26 @@ impl PhysicalExtensionCodec for AiExecCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        let encode = |expr| proto_converter.physical_expr_to_proto(expr, self);
+        if let Some(join) = node.downcast_ref::<AiJoinExec>() {
+            let projection = join.projection();
+            let node = AiJoinNode {
+                query_id: join.query_id(),
+                call: Some(encode(join.match_call())?),
+                filter: join.filter().map(encode).transpose()?,
+                projected: projection.is_some(),
+                projection: projection
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&i| u32::try_from(i).unwrap_or(u32::MAX))
+                    .collect(),
+                waves: join.asks_in_waves(),
+            };
+            return encode_node(Node::Join(node), buf);
+        }
         let Some(ai) = node.downcast_ref::<AiExec>() else {
             return not_impl_err!("{} is not a blossom operator", node.name());
         };
-        let encode = |expr| proto_converter.physical_expr_to_proto(expr, self);
         let calls = ai
             .calls()
             .iter()
@@ -167,12 +228,55 @@ impl PhysicalExtensionCodec for AiExecCodec {
                 })
             })
             .collect::<Result<_>>()?;
-        AiExecNode {
+        let node = AiExecNode {
             query_id: ai.query_id(),
             calls,
             waves: ai.asks_in_waves(),
-        }
-        .encode(buf)
-        .map_err(|e| internal_datafusion_err!("BlossomAiExec could not be encoded: {e}"))
+        };
+        encode_node(Node::Ai(node), buf)
     }
+}
+
+fn encode_node(node: Node, buf: &mut Vec<u8>) -> Result<()> {
+    BlossomNode { node: Some(node) }
+        .encode(buf)
+        .map_err(|e| internal_datafusion_err!("a blossom operator could not be encoded: {e}"))
+}
+
+/// An [`AiJoinExec`] from its wire form and its two inputs.
+fn decode_join(
+    node: &AiJoinNode,
+    inputs: &[Arc<dyn ExecutionPlan>],
+    ctx: &TaskContext,
+    codec: &AiExecCodec,
+    proto_converter: &dyn PhysicalProtoConverterExtension,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let [left, right] = inputs else {
+        return not_impl_err!(
+            "BlossomAiJoinExec takes two inputs; the encoded plan gives {}",
+            inputs.len()
+        );
+    };
+    let (joined, _) = build_join_schema(&left.schema(), &right.schema(), &JoinType::Inner);
+    let decode_ctx = PhysicalPlanDecodeContext::new(ctx, codec);
+    let decode = |expr: &PhysicalExprNode| {
+        proto_converter.proto_to_physical_expr(expr, &joined, &decode_ctx)
+    };
+    let call = node.call.as_ref().ok_or_else(|| {
+        internal_datafusion_err!("BlossomAiJoinExec: the encoded join lacks its ai_match call")
+    })?;
+    let call = decode(call)?;
+    let filter = node.filter.as_ref().map(decode).transpose()?;
+    let projection = node
+        .projected
+        .then(|| node.projection.iter().map(|&i| i as usize).collect());
+    let join = AiJoinExec::try_new(
+        Arc::clone(left),
+        Arc::clone(right),
+        &call,
+        filter,
+        projection,
+        node.query_id,
+    )?;
+    Ok(Arc::new(if node.waves { join.in_waves() } else { join }))
 }

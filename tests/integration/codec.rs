@@ -98,3 +98,50 @@ async fn a_session_without_the_ai_functions_refuses_the_plan() {
     assert!(error.to_string().contains("sentiment"), "{error}");
     assert_eq!(sim.stats().requests, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semantic_join_under_a_limit_runs_in_a_second_session() {
+    let sim = simulator(SimConfig::default()).await;
+    let sql = "SELECT a.id, b.id FROM 'data/reviews.csv' a JOIN 'data/reviews.csv' b \
+               ON a.id < b.id AND a.lang = b.lang \
+               AND ai_match(a.text, b.text, 'the two reviews express the same opinion') \
+               WHERE a.id < 30 AND b.id < 30 ORDER BY a.id, b.id";
+    let first = session(&sim, &[]);
+    let plan = plan_of(&first, sql).await;
+    let shown = displayable(plan.as_ref()).indent(true).to_string();
+    assert!(shown.contains("BlossomAiJoinExec"), "{shown}");
+    let expected = collect(Arc::clone(&plan), first.task_ctx()).await.unwrap();
+    assert!(!expected.is_empty());
+
+    let bytes = physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &AiExecCodec)
+        .expect("the plan encodes");
+    let second = session(&sim, &[]);
+    let decoded =
+        physical_plan_from_bytes_with_extension_codec(&bytes, &second.task_ctx(), &AiExecCodec)
+            .expect("the plan decodes");
+    assert_eq!(
+        displayable(decoded.as_ref()).indent(true).to_string(),
+        shown
+    );
+    let got = collect(decoded, second.task_ctx()).await.unwrap();
+    assert_eq!(rows(&got), rows(&expected));
+
+    // Under a LIMIT the join asks in waves, on the other side too.
+    let unordered = sql.trim_end_matches(" ORDER BY a.id, b.id");
+    let limited = plan_of(&first, &format!("{unordered} LIMIT 3")).await;
+    let bytes =
+        physical_plan_to_bytes_with_extension_codec(Arc::clone(&limited), &AiExecCodec).unwrap();
+    let decoded =
+        physical_plan_from_bytes_with_extension_codec(&bytes, &second.task_ctx(), &AiExecCodec)
+            .unwrap();
+    let shown = displayable(decoded.as_ref()).indent(true).to_string();
+    assert!(shown.contains(", waves"), "{shown}");
+    assert_eq!(
+        shown,
+        displayable(limited.as_ref()).indent(true).to_string()
+    );
+    assert_eq!(
+        collect(decoded, second.task_ctx()).await.unwrap()[0].num_rows(),
+        3
+    );
+}
