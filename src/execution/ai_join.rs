@@ -388,6 +388,9 @@ struct SemanticJoin {
 /// shown as an A text, the second as a B text.
 type Key = (u32, u32);
 
+/// A row of one input and the number of its text.
+type RowText = (u32, u32);
+
 /// What a semantic join asks about: its inputs, the distinct texts, and for every pair
 /// of texts the pairs of rows that hold it.
 struct Candidates {
@@ -463,8 +466,8 @@ impl SemanticJoin {
         let mut texts = Texts::default();
         let left_ids = texts.intern(&text_column(&self.args.left_text, &left)?);
         let right_ids = texts.intern(&text_column(&self.args.right_text, &right)?);
-        let left_rows: Vec<(u32, u32)> = valid(&left_ids);
-        let right_rows: Vec<(u32, u32)> = valid(&right_ids);
+        let left_rows: Vec<RowText> = valid(&left_ids);
+        let right_rows: Vec<RowText> = valid(&right_ids);
         let total = left_rows.len().saturating_mul(right_rows.len());
         if total > MAX_CANDIDATE_PAIRS {
             return Err(DataFusionError::Execution(format!(
@@ -478,7 +481,7 @@ impl SemanticJoin {
         let mut rows: HashMap<Key, Vec<(u32, u32)>> = HashMap::new();
         let per_chunk = (PAIRS_PER_CHUNK / right_rows.len().max(1)).max(1);
         for chunk in left_rows.chunks(per_chunk) {
-            let pairs: Vec<((u32, u32), (u32, u32))> = chunk
+            let pairs: Vec<(RowText, RowText)> = chunk
                 .iter()
                 .flat_map(|l| right_rows.iter().map(move |r| (*l, *r)))
                 .collect();
@@ -519,7 +522,7 @@ impl SemanticJoin {
         &self,
         left: &RecordBatch,
         right: &RecordBatch,
-        pairs: &[((u32, u32), (u32, u32))],
+        pairs: &[(RowText, RowText)],
     ) -> Result<Vec<bool>> {
         let Some(filter) = &self.filter else {
             return Ok(vec![true; pairs.len()]);
@@ -878,7 +881,7 @@ impl Texts {
 }
 
 /// The rows that have a text, with its number.
-fn valid(ids: &[Option<u32>]) -> Vec<(u32, u32)> {
+fn valid(ids: &[Option<u32>]) -> Vec<RowText> {
     ids.iter()
         .enumerate()
         .filter_map(|(row, id)| Some((u32::try_from(row).ok()?, (*id)?)))

@@ -53,7 +53,7 @@ enum Node {
     #[prost(message, tag = "1")]
     Ai(AiExecNode),
     #[prost(message, tag = "2")]
-    Join(AiJoinNode),
+    Join(Box<AiJoinNode>),
 }
 
 /// The wire form of an [`AiJoinExec`]: its `ai_match` call and other conditions over
@@ -203,7 +203,7 @@ impl PhysicalExtensionCodec for AiExecCodec {
                     .collect(),
                 waves: join.asks_in_waves(),
             };
-            return encode_node(Node::Join(node), buf);
+            return encode_node(Node::Join(Box::new(node)), buf);
         }
         let Some(ai) = node.downcast_ref::<AiExec>() else {
             return not_impl_err!("{} is not a blossom operator", node.name());

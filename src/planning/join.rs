@@ -176,14 +176,17 @@ pub(super) fn project(
     Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
 }
 
+/// A key equality of a hash join: left key, right key, how they compare.
+type KeyEquality = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>, Operator);
+
 /// What a semantic join needs of a DataFusion join.
 struct JoinParts<'a> {
     left: &'a Arc<dyn ExecutionPlan>,
     right: &'a Arc<dyn ExecutionPlan>,
     filter: Option<&'a JoinFilter>,
     join_type: JoinType,
-    /// Key equalities (of a hash join): left key, right key, how they compare.
-    keys: Vec<(Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>, Operator)>,
+    /// Key equalities (of a hash join).
+    keys: Vec<KeyEquality>,
     projection: Option<Vec<usize>>,
 }
 

@@ -170,11 +170,13 @@ async fn a_where_over_two_tables_and_a_key_equality_plan_a_semantic_join() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_block_answers_are_asked_again_in_halves() {
-    let mut faults = FaultConfig::default();
-    faults.pack_duplicate_id = 0.15;
-    faults.pack_unknown_id = 0.15;
-    faults.pack_invalid_answer = 0.15;
-    let sim = faulty_simulator(faults).await;
+    let sim = faulty_simulator(FaultConfig {
+        pack_duplicate_id: 0.15,
+        pack_unknown_id: 0.15,
+        pack_invalid_answer: 0.15,
+        ..FaultConfig::default()
+    })
+    .await;
     let texts = reviews(48);
     let ctx = session(&sim, &[("join_block", "8")]);
     register(&ctx, &texts);
