@@ -448,6 +448,7 @@ fn the_reader_resolves_what_it_reads() {
         ai_exec.contains("crate::execution::services"),
         "{ai_exec:?}"
     );
-    assert!(ai_exec.contains("crate::dispatch::scope"), "{ai_exec:?}");
-    assert!(ai_exec.contains("crate::observe::events"), "{ai_exec:?}");
+    let ai_call = of("execution::ai_call");
+    assert!(ai_call.contains("crate::dispatch::scope"), "{ai_call:?}");
+    assert!(ai_call.contains("crate::observe::events"), "{ai_call:?}");
 }
