@@ -86,18 +86,21 @@ pub struct AiJoinExec {
 
 /// The parts of an `ai_match` call a semantic join asks with.
 struct MatchArgs {
-    /// The left text, over the left input's columns.
+    /// The text read from the left input, over its columns.
     left_text: Arc<dyn PhysicalExpr>,
-    /// The right text, over the right input's columns.
+    /// The text read from the right input, over its columns.
     right_text: Arc<dyn PhysicalExpr>,
+    /// Whether the call's first text is the right input's (`ai_match(b.text, a.text,
+    /// ...)`): its texts are then the A texts of the prompts.
+    swapped: bool,
     condition: String,
 }
 
 impl AiJoinExec {
     /// Whether `call`, over the joined columns of a join whose left input has
-    /// `left_columns` columns, can be asked in blocks: an `ai_match` call whose first
-    /// text reads only left columns, whose second reads only right ones, and whose
-    /// condition is a literal.
+    /// `left_columns` columns, can be asked in blocks: an `ai_match` call one of whose
+    /// texts reads only left columns and the other only right ones, and whose condition
+    /// is a literal.
     pub(crate) fn can_plan(call: &Arc<dyn PhysicalExpr>, left_columns: usize) -> bool {
         match_args_of(call, left_columns).is_some()
     }
@@ -205,15 +208,25 @@ fn match_args_of(call: &Arc<dyn PhysicalExpr>, left_columns: usize) -> Option<Ma
         });
         columns
     };
-    let (on_left, on_right) = (reads(left), reads(right));
-    if on_left.is_empty()
-        || on_right.is_empty()
-        || on_left.iter().any(|&i| i >= left_columns)
-        || on_right.iter().any(|&i| i < left_columns)
-    {
+    let on_left_side = |columns: &[usize]| columns.iter().all(|&i| i < left_columns);
+    let on_right_side = |columns: &[usize]| columns.iter().all(|&i| i >= left_columns);
+    let (first, second) = (reads(left), reads(right));
+    if first.is_empty() || second.is_empty() {
         return None;
     }
-    let right_text = Arc::clone(right)
+    let swapped = if on_left_side(&first) && on_right_side(&second) {
+        false
+    } else if on_right_side(&first) && on_left_side(&second) {
+        true
+    } else {
+        return None;
+    };
+    let (left_text, right_text) = if swapped {
+        (right, left)
+    } else {
+        (left, right)
+    };
+    let right_text = Arc::clone(right_text)
         .transform_up(|e| {
             Ok(match e.downcast_ref::<Column>() {
                 Some(c) => {
@@ -225,8 +238,9 @@ fn match_args_of(call: &Arc<dyn PhysicalExpr>, left_columns: usize) -> Option<Ma
         .data()
         .ok()?;
     Some(MatchArgs {
-        left_text: Arc::clone(left),
+        left_text: Arc::clone(left_text),
         right_text,
+        swapped,
         condition,
     })
 }
@@ -507,13 +521,18 @@ impl SemanticJoin {
         })
     }
 
-    /// The key a pair of texts is asked under: with a symmetric condition, the same for
-    /// both orders.
+    /// The key the texts of a left and a right row are asked under: the call's first
+    /// text as A; with a symmetric condition, the same for both orders.
     fn key(&self, left: u32, right: u32) -> Key {
-        if self.symmetric && right < left {
+        let (a, b) = if self.args.swapped {
             (right, left)
         } else {
             (left, right)
+        };
+        if self.symmetric && b < a {
+            (b, a)
+        } else {
+            (a, b)
         }
     }
 

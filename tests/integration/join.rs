@@ -155,6 +155,18 @@ async fn a_where_over_two_tables_and_a_key_equality_plan_a_semantic_join() {
     assert!(plan.contains("BlossomAiJoinExec"), "{plan}");
     assert_eq!(pairs(&ctx, &cross).await, matching(&texts, |i, j| i != j));
 
+    // The right table's text first: its texts are the prompts' A side.
+    let swapped = format!(
+        "SELECT a.id, b.id FROM r a, r b WHERE a.id < b.id \
+         AND ai_match(b.text, a.text, '{CONDITION}')"
+    );
+    assert!(
+        physical_plan(&ctx, &swapped)
+            .await
+            .contains("BlossomAiJoinExec")
+    );
+    assert_eq!(pairs(&ctx, &swapped).await, matching(&texts, |i, j| i < j));
+
     let keyed = format!(
         "SELECT a.id, b.id FROM r a JOIN r b ON a.cat = b.cat AND a.id < b.id \
          AND ai_match(a.text, b.text, '{CONDITION}')"
