@@ -10,6 +10,7 @@
 //! cargo bench --bench packing            # everything (about 2 minutes)
 //! cargo bench --bench packing -- quick   # unique texts, pack_rows 1 and 16
 //! cargo bench --bench packing -- tokens  # only the prompt tokens of short texts
+//! cargo bench --bench packing -- score   # ai_score against scoring through categorize
 //! ```
 //!
 //! The `tokens` section packs 2,000 sentiment rows of about 150 characters with the
@@ -198,6 +199,10 @@ async fn main() {
         short_text_tokens().await;
         return;
     }
+    if std::env::args().any(|a| a == "score") {
+        scores().await;
+        return;
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let datasets: &[(&str, bool)] = if quick {
         &[("unique", false)]
@@ -306,6 +311,63 @@ async fn short_text_tokens() {
             let options = [("pack_rows", "64"), ("pack_tokens", budget)];
             let m = measure(&texts, &options, faults, false).await;
             print_tokens(&name, &m, own);
+        }
+    }
+}
+
+/// Scoring the short texts from 1 to 5 with `ai_score`, against forcing it through
+/// `categorize` with one label per score, as users did before: the simulator's requests
+/// and tokens, packed as by default and row by row.
+async fn scores() {
+    let texts = short_texts();
+    let labels = "'1 very negative', '2 negative', '3 neutral', '4 positive', '5 very positive'";
+    let queries = [
+        (
+            "categorize with 5 score labels",
+            format!("SELECT categorize(text, {labels}) FROM t"),
+        ),
+        (
+            "ai_score(text, question, 1, 5)",
+            "SELECT ai_score(text, 'how positive is the review', 1, 5) FROM t".to_string(),
+        ),
+    ];
+    println!();
+    println!("{SHORT_ROWS} rows of about 150 characters scored from 1 to 5:");
+    println!("| query | pack_rows | requests | prompt tokens | answer tokens |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, sql) in &queries {
+        for pack_rows in ["1", "default"] {
+            let sim = Simulator::start(SimConfig::default())
+                .await
+                .expect("simulator starts");
+            let mut builder = BlossomSessionBuilder::new()
+                .with_simulator(&sim)
+                .and_then(|b| b.with_option("cache", "off"))
+                .and_then(|b| b.with_option("max_concurrency", &MAX_CONCURRENCY.to_string()));
+            if pack_rows != "default" {
+                builder = builder.and_then(|b| b.with_option("pack_rows", pack_rows));
+            }
+            let ctx = builder.and_then(|b| b.build()).expect("session");
+            let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+            let array = StringArray::from_iter_values(texts.iter());
+            let batch =
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).expect("batch");
+            let table = MemTable::try_new(schema, vec![vec![batch]]).expect("table");
+            ctx.register_table("t", Arc::new(table)).expect("register");
+            let out = ctx
+                .sql(sql)
+                .await
+                .expect("plans")
+                .collect()
+                .await
+                .expect("runs");
+            let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+            assert_eq!(rows, SHORT_ROWS, "every row comes out");
+            let stats = sim.stats();
+            println!(
+                "| {name} | {pack_rows} | {} | {} | {} |",
+                stats.requests, stats.prompt_tokens, stats.completion_tokens
+            );
         }
     }
 }

@@ -421,8 +421,8 @@ blossom_options! {
                 parse = or_none(number_if(|t: f64| t > 0.0 && t <= 3_153_600_000.0,
                     "must be a number of seconds above 0 (empty: never expires)"));
 
-            /// Rows packed into one request for functions with short answers (sentiment,
-            /// categorize, ai_filter, extract, translate); 1 sends every row on its own
+            /// Most rows packed into one request for functions with short answers (sentiment,
+            /// categorize, ai_filter, ai_score, extract, translate); 1 sends every row on its own
             pub pack_rows: usize = DEFAULT_PACK_ROWS,
                 parse = number_if(|n: usize| (1..=MAX_PACK_ROWS).contains(&n),
                     "must be an integer from 1 to 64"),

@@ -4,6 +4,7 @@
 
 mod ai_filter;
 mod ai_reduce;
+mod ai_score;
 mod args;
 mod categorize;
 mod chunks;
@@ -33,6 +34,7 @@ use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, 
 
 pub use ai_filter::AiFilter;
 pub use ai_reduce::AiReduce;
+pub use ai_score::AiScore;
 pub(crate) use args::text_list_type;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
@@ -235,6 +237,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Translate),
         Arc::new(Categorize),
         Arc::new(AiFilter),
+        Arc::new(AiScore),
         Arc::new(Extract),
         Arc::new(AiReduce),
         Arc::new(Embed),

@@ -29,8 +29,9 @@ mod stats;
 mod tests;
 
 pub use answers::{
-    NEGATIVE_WORDS, POSITIVE_WORDS, answer_for, echo_answer, enhance_answer, fnv1a, insight_answer,
-    request_text, sentiment_answer, sentiment_label, system_prompt,
+    NEGATIVE_WORDS, OUT_OF_RANGE_ALWAYS_MARKER, OUT_OF_RANGE_MARKER, POSITIVE_WORDS, answer_for,
+    echo_answer, enhance_answer, fnv1a, insight_answer, out_of_range_score, positive_share,
+    request_text, score_answer, score_value, sentiment_answer, sentiment_label, system_prompt,
 };
 pub use config::{FaultConfig, SimConfig, validate_rate};
 pub use embeddings::{DEFAULT_DIMENSIONS, embedding_for};

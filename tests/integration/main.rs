@@ -14,6 +14,7 @@ mod estimate;
 mod packing;
 mod pipeline;
 mod repl;
+mod score;
 mod secrets;
 mod stop;
 mod structured;
