@@ -9,7 +9,15 @@
 //! ```text
 //! cargo bench --bench packing            # everything (about 2 minutes)
 //! cargo bench --bench packing -- quick   # unique texts, pack_rows 1 and 16
+//! cargo bench --bench packing -- tokens  # only the prompt tokens of short texts
+//! cargo bench --bench packing -- score   # ai_score against scoring through categorize
 //! ```
+//!
+//! The `tokens` section packs 2,000 sentiment rows of about 150 characters with the
+//! default packing settings, without latency, and compares the prompt tokens the
+//! simulator counted with the texts' own tokens (the target is at most 1.15), with
+//! clean and with about 5% misbehaving answers. Token counts do not depend on the build,
+//! so the debug profile is enough: `cargo bench --profile dev --bench packing -- tokens`.
 //!
 //! The simulated model takes 50 ms per request plus 2 ms per answer token, so a packed
 //! answer, being longer, takes longer, as a real model's would. The bound of a run is
@@ -49,6 +57,7 @@ fn texts(duplicates: bool) -> Vec<String> {
 
 struct Measured {
     requests: u64,
+    prompt_tokens: u64,
     tokens: u64,
     wall: Duration,
     bound: Duration,
@@ -95,23 +104,45 @@ fn misbehaving() -> FaultConfig {
 }
 
 async fn run(texts: &[String], pack_rows: usize, faults: FaultConfig) -> Measured {
+    let pack_rows = pack_rows.to_string();
+    measure(texts, &[("pack_rows", &pack_rows)], faults, true).await
+}
+
+/// Runs sentiment over `texts` with `options` on top of the defaults, and the
+/// simulator's latency when `timed`.
+async fn measure(
+    texts: &[String],
+    options: Options<'_>,
+    faults: FaultConfig,
+    timed: bool,
+) -> Measured {
+    let (latency, latency_per_token) = if timed {
+        (BASE_LATENCY, LATENCY_PER_TOKEN)
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
     let sim = Simulator::start(SimConfig {
-        latency: BASE_LATENCY,
-        latency_per_token: LATENCY_PER_TOKEN,
+        latency,
+        latency_per_token,
         faults,
         ..SimConfig::default()
     })
     .await
     .expect("simulator starts");
-    let base = base_latency(&sim).await;
+    let base = if timed {
+        base_latency(&sim).await
+    } else {
+        Duration::ZERO
+    };
     sim.reset_stats();
-    let ctx = BlossomSessionBuilder::new()
+    let mut builder = BlossomSessionBuilder::new()
         .with_simulator(&sim)
         .and_then(|b| b.with_option("cache", "off"))
-        .and_then(|b| b.with_option("pack_rows", &pack_rows.to_string()))
-        .and_then(|b| b.with_option("max_concurrency", &MAX_CONCURRENCY.to_string()))
-        .and_then(|b| b.build())
-        .expect("session");
+        .and_then(|b| b.with_option("max_concurrency", &MAX_CONCURRENCY.to_string()));
+    for (key, value) in options {
+        builder = builder.and_then(|b| b.with_option(key, value));
+    }
+    let ctx = builder.and_then(|b| b.build()).expect("session");
     let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
     let batches: Vec<RecordBatch> = texts
         .chunks(BATCH_ROWS)
@@ -154,6 +185,7 @@ async fn run(texts: &[String], pack_rows: usize, faults: FaultConfig) -> Measure
         base * u32::try_from(stats.requests).unwrap_or(u32::MAX) + LATENCY_PER_TOKEN * tokens;
     Measured {
         requests: stats.requests,
+        prompt_tokens: stats.prompt_tokens,
         tokens: stats.prompt_tokens + stats.completion_tokens,
         wall,
         bound: busy / MAX_CONCURRENCY as u32,
@@ -163,6 +195,14 @@ async fn run(texts: &[String], pack_rows: usize, faults: FaultConfig) -> Measure
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "tokens") {
+        short_text_tokens().await;
+        return;
+    }
+    if std::env::args().any(|a| a == "score") {
+        scores().await;
+        return;
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let datasets: &[(&str, bool)] = if quick {
         &[("unique", false)]
@@ -191,6 +231,156 @@ async fn main() {
         }
     }
     never_complying(&texts(false)).await;
+    short_text_tokens().await;
+}
+
+/// Session options on top of the defaults.
+type Options<'a> = &'a [(&'a str, &'a str)];
+
+/// Rows of the `tokens` section.
+const SHORT_ROWS: usize = 2_000;
+
+/// `SHORT_ROWS` distinct texts of about 150 characters, a third each positive, negative
+/// and neutral.
+fn short_texts() -> Vec<String> {
+    const FILLER: [&str; 8] = [
+        "the parcel came on a tuesday",
+        "my neighbour saw it first",
+        "we use it in the kitchen",
+        "the box was blue and square",
+        "it replaced an older model",
+        "the manual has twelve pages",
+        "my son carried it upstairs",
+        "the colour matches the wall",
+    ];
+    (0..SHORT_ROWS)
+        .map(|i| {
+            let mood = ["it was great", "it arrived broken", "it is a chair"][i % 3];
+            let mut text = format!("Review {i}: {mood}");
+            let mut k = i;
+            while text.len() < 140 {
+                text.push_str(", ");
+                text.push_str(FILLER[k % FILLER.len()]);
+                k = k / 3 + 5;
+            }
+            text.push('.');
+            text
+        })
+        .collect()
+}
+
+/// Packed classification of short texts with the default packing settings and by
+/// token budget: prompt tokens against the texts' own.
+async fn short_text_tokens() {
+    let texts = short_texts();
+    let own: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+    let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    println!();
+    println!(
+        "{SHORT_ROWS} sentiment rows of {} characters on average ({own} tokens of text), default packing settings:",
+        chars / SHORT_ROWS
+    );
+    println!(
+        "| run | requests | prompt tokens | prompt / texts' own tokens | answer tokens | rows differing |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let runs: [(&str, Options, FaultConfig); 3] = [
+        (
+            "pack_rows 1 (no packing)",
+            &[("pack_rows", "1")],
+            FaultConfig::default(),
+        ),
+        ("defaults", &[], FaultConfig::default()),
+        ("defaults, ~5% misbehaving", &[], misbehaving()),
+    ];
+    for (name, options, faults) in runs {
+        let m = measure(&texts, options, faults, false).await;
+        print_tokens(name, &m, own);
+    }
+    println!();
+    println!("The same by token budget, pack_rows 64:");
+    println!(
+        "| pack_tokens | requests | prompt tokens | prompt / texts' own tokens | answer tokens | rows differing |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for budget in ["250", "500", "1000", "2000", "4000"] {
+        for (faults, name) in [
+            (FaultConfig::default(), budget.to_string()),
+            (misbehaving(), format!("{budget}, ~5% misbehaving")),
+        ] {
+            let options = [("pack_rows", "64"), ("pack_tokens", budget)];
+            let m = measure(&texts, &options, faults, false).await;
+            print_tokens(&name, &m, own);
+        }
+    }
+}
+
+/// Scoring the short texts from 1 to 5 with `ai_score`, against forcing it through
+/// `categorize` with one label per score, as users did before: the simulator's requests
+/// and tokens, packed as by default and row by row.
+async fn scores() {
+    let texts = short_texts();
+    let labels = "'1 very negative', '2 negative', '3 neutral', '4 positive', '5 very positive'";
+    let queries = [
+        (
+            "categorize with 5 score labels",
+            format!("SELECT categorize(text, {labels}) FROM t"),
+        ),
+        (
+            "ai_score(text, question, 1, 5)",
+            "SELECT ai_score(text, 'how positive is the review', 1, 5) FROM t".to_string(),
+        ),
+    ];
+    println!();
+    println!("{SHORT_ROWS} rows of about 150 characters scored from 1 to 5:");
+    println!("| query | pack_rows | requests | prompt tokens | answer tokens |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, sql) in &queries {
+        for pack_rows in ["1", "default"] {
+            let sim = Simulator::start(SimConfig::default())
+                .await
+                .expect("simulator starts");
+            let mut builder = BlossomSessionBuilder::new()
+                .with_simulator(&sim)
+                .and_then(|b| b.with_option("cache", "off"))
+                .and_then(|b| b.with_option("max_concurrency", &MAX_CONCURRENCY.to_string()));
+            if pack_rows != "default" {
+                builder = builder.and_then(|b| b.with_option("pack_rows", pack_rows));
+            }
+            let ctx = builder.and_then(|b| b.build()).expect("session");
+            let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+            let array = StringArray::from_iter_values(texts.iter());
+            let batch =
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).expect("batch");
+            let table = MemTable::try_new(schema, vec![vec![batch]]).expect("table");
+            ctx.register_table("t", Arc::new(table)).expect("register");
+            let out = ctx
+                .sql(sql)
+                .await
+                .expect("plans")
+                .collect()
+                .await
+                .expect("runs");
+            let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+            assert_eq!(rows, SHORT_ROWS, "every row comes out");
+            let stats = sim.stats();
+            println!(
+                "| {name} | {pack_rows} | {} | {} | {} |",
+                stats.requests, stats.prompt_tokens, stats.completion_tokens
+            );
+        }
+    }
+}
+
+fn print_tokens(name: &str, m: &Measured, own: u64) {
+    println!(
+        "| {name} | {} | {} | {:.3} | {} | {} |",
+        m.requests,
+        m.prompt_tokens,
+        m.prompt_tokens as f64 / own as f64,
+        m.tokens - m.prompt_tokens,
+        m.differing
+    );
 }
 
 /// A model that answers every packed request as one text: what packing costs then,

@@ -22,7 +22,7 @@ use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions}
 use datafusion::common::{DataFusionError, Result};
 
 /// `blossom.pack_rows` by default: see the README's packing benchmark.
-pub const DEFAULT_PACK_ROWS: usize = 16;
+pub const DEFAULT_PACK_ROWS: usize = 32;
 
 /// The largest `blossom.pack_rows`.
 pub const MAX_PACK_ROWS: usize = 64;
@@ -32,6 +32,10 @@ pub const DEFAULT_JOIN_BLOCK: usize = 16;
 
 /// The largest `blossom.join_block`.
 pub const MAX_JOIN_BLOCK: usize = 64;
+
+/// `blossom.pack_tokens` by default: see the README's packing benchmark.
+pub const DEFAULT_PACK_TOKENS: usize = 1_000;
+
 /// The default of `blossom.max_prompt_chars`: about 6000 tokens of text.
 pub const DEFAULT_MAX_PROMPT_CHARS: usize = 24_000;
 
@@ -481,12 +485,18 @@ blossom_options! {
                 parse = or_none(number_if(|t: f64| t > 0.0 && t <= 3_153_600_000.0,
                     "must be a number of seconds above 0 (empty: never expires)"));
 
-            /// Rows packed into one request for functions with short answers (sentiment,
-            /// categorize, ai_filter, extract, translate); 1 sends every row on its own
+            /// Most rows packed into one request for functions with short answers (sentiment,
+            /// categorize, ai_filter, ai_score, extract, translate); 1 sends every row on its own
             pub pack_rows: usize = DEFAULT_PACK_ROWS,
                 parse = number_if(|n: usize| (1..=MAX_PACK_ROWS).contains(&n),
                     "must be an integer from 1 to 64"),
                 env = "BLOSSOM_PACK_ROWS";
+
+            /// Most estimated tokens (characters / 4) of row text in one packed request; a
+            /// pack is filled up to this or to pack_rows rows, whichever comes first
+            pub pack_tokens: usize = DEFAULT_PACK_TOKENS,
+                parse = number_if(|n: usize| (100..=100_000).contains(&n),
+                    "must be an integer from 100 to 100000");
 
             /// Budget of one query: provider requests (retries included) it may send before
             /// it stops with an error; empty means no budget
@@ -650,6 +660,7 @@ impl BlossomOptions {
             cache_dir: self.cache.dir(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
             pack_rows: self.pack_rows,
+            pack_tokens: self.pack_tokens,
             max_prompt_chars: self.max_prompt_chars,
         })
     }
@@ -1014,6 +1025,8 @@ pub struct ProviderSettings {
     pub cache_ttl: Option<Duration>,
     /// Rows per request for functions that pack; 1 means no packing.
     pub pack_rows: usize,
+    /// Most estimated tokens of row text in one packed request (`blossom.pack_tokens`).
+    pub pack_tokens: usize,
     /// The longest prompt a reducing function sends (`blossom.max_prompt_chars`).
     pub max_prompt_chars: usize,
 }
@@ -1277,6 +1290,7 @@ mod tests {
             ("cache", "off", "off"),
             ("cache_ttl", "60", "60"),
             ("pack_rows", "1", "1"),
+            ("pack_tokens", "500", "500"),
             ("max_requests", "7", "7"),
             ("max_tokens", "1000", "1000"),
             ("max_prompt_chars", "500", "500"),

@@ -1,13 +1,17 @@
-//! Multi-row packing (`blossom.pack_rows`): the rows of a batch that share an
-//! instruction are asked up to `pack_rows` to a request. Each row keeps its own place in
+//! Multi-row packing (`blossom.pack_rows`, `blossom.pack_tokens`): the rows of a batch
+//! that share an instruction are asked several to a request, each pack filled until its
+//! items' estimated tokens (characters / 4) reach `pack_tokens` or it holds `pack_rows`
+//! rows. Filling by tokens keeps the instruction's share of the prompt small for short
+//! texts and a pack of long texts from growing large. Each row keeps its own place in
 //! the query's memo and the response cache, so deduplication, resuming and estimates
 //! work per row as without packing. A packed answer that leaves a row out, repeats or
 //! invents an id, or gives a value the function refuses, is never assigned to a row:
 //! those rows are asked again in packs half the size, down to requests of their own.
 //!
-//! The pack size adapts per call ([`PackControl`]): a pack that comes back broken
-//! (fewer than half its rows validly answered) halves the size for the rest of the
-//! call, and four sound packs in a row double it again, up to `pack_rows`. A size not
+//! The pack size, in rows, adapts per call ([`PackControl`]): a pack that comes back
+//! broken (fewer than half its rows validly answered) halves the size for the rest of
+//! the call, and four sound full packs in a row (full: at the size, or closed by the
+//! token budget) double it again, up to `pack_rows`. A size not
 //! yet seen to work is tried by one pack at a time, so a model that never keeps the
 //! protocol costs a few probes, not a broken request per pack.
 
@@ -22,7 +26,7 @@ use futures::future::{BoxFuture, join_all};
 use super::CallError;
 use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
 use super::scope::{AnswerResult, CallScope};
-use crate::functions::pack::{packed_messages, parse_packed_answer};
+use crate::functions::pack::{ITEM_OVERHEAD_CHARS, packed_messages, parse_packed_answer};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest};
 
 /// Extra answer tokens allowed per packed row for its id and JSON punctuation, when
@@ -99,8 +103,9 @@ impl PackControl {
         Some(permit)
     }
 
-    /// Judges a pack of `rows` rows of which `valid` were validly answered.
-    fn judge(&self, rows: usize, valid: usize) {
+    /// Judges a pack of `rows` rows of which `valid` were validly answered; `full` when
+    /// the token budget closed it, so that it counts as a pack of the size in force.
+    fn judge(&self, rows: usize, valid: usize, full: bool) {
         let mut state = self.lock();
         if valid * 2 < rows {
             if rows <= state.size {
@@ -114,7 +119,7 @@ impl PackControl {
             }
             return;
         }
-        if rows != state.size {
+        if rows != state.size && !(full && rows < state.size) {
             return;
         }
         state.proven = true;
@@ -126,9 +131,6 @@ impl PackControl {
         }
     }
 }
-
-/// Most characters of row text in one packed request, whatever `pack_rows` allows.
-const MAX_PACK_CHARS: usize = 16_000;
 
 /// The answers of `rows` (`None` where a row needs none), packing the rows that can be:
 /// those whose last message is a row text of at most `max_text_chars` characters.
@@ -163,7 +165,7 @@ pub async fn answers(
     }
     let pack_rows = scope.settings.pack_rows;
     let size = control.size(pack_rows);
-    let _tasks: Vec<AbortOnDrop> = group(to_ask, size)
+    let _tasks: Vec<AbortOnDrop> = group(to_ask, size, scope.settings.pack_tokens)
         .into_iter()
         .map(|pack| {
             let task = ask(pack, Arc::clone(&valid), Arc::clone(control), scope.clone());
@@ -199,8 +201,25 @@ fn split(request: &ChatRequest, max_text_chars: usize) -> Option<(Vec<ChatMessag
     packable.then(|| (instruction.to_vec(), last.content.clone()))
 }
 
-/// The rows in packs of at most `size` rows sharing one instruction, in row order.
-fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
+/// A pack of rows sharing one instruction.
+struct Pack {
+    rows: Vec<Unanswered>,
+    /// Whether the token budget closed it (the next row would have exceeded it).
+    full: bool,
+}
+
+/// The characters an item adds to a packed request: its text, as the protocol writes
+/// it, and its id.
+fn item_chars(text: &str, id: usize) -> usize {
+    let escapes = text
+        .chars()
+        .filter(|c| matches!(c, '"' | '\\') || c.is_control())
+        .count();
+    text.chars().count() + escapes + ITEM_OVERHEAD_CHARS + id.to_string().len()
+}
+
+/// The rows in packs sharing one instruction, in row order, filled as [`fill`] says.
+fn group(rows: Vec<Unanswered>, size: usize, pack_tokens: usize) -> Vec<Pack> {
     let mut by_instruction: Vec<Vec<Unanswered>> = Vec::new();
     let mut index: HashMap<(String, Option<u32>, String), usize> = HashMap::new();
     for row in rows {
@@ -215,23 +234,41 @@ fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
         });
         by_instruction[slot].push(row);
     }
-    let mut packs: Vec<Vec<Unanswered>> = Vec::new();
+    let mut packs: Vec<Pack> = Vec::new();
     for rows in by_instruction {
-        let mut pack: Vec<Unanswered> = Vec::new();
-        let mut chars = 0;
-        for row in rows {
-            let row_chars = row.text.chars().count();
-            if !pack.is_empty() && (pack.len() >= size.max(1) || chars + row_chars > MAX_PACK_CHARS)
-            {
-                packs.push(std::mem::take(&mut pack));
-                chars = 0;
-            }
+        let texts: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+        let bounds = fill(&texts, size, pack_tokens);
+        let mut rows = rows.into_iter();
+        for (len, full) in bounds {
+            packs.push(Pack {
+                rows: rows.by_ref().take(len).collect(),
+                full,
+            });
+        }
+    }
+    packs
+}
+
+/// How `texts` fill packs, in order: each pack's number of rows and whether the token
+/// budget closed it. A pack holds at most `size` rows and, unless it holds one row, at
+/// most `pack_tokens` estimated tokens (characters / 4) of items.
+fn fill(texts: &[&str], size: usize, pack_tokens: usize) -> Vec<(usize, bool)> {
+    let budget = pack_tokens.saturating_mul(4);
+    let mut packs = Vec::new();
+    let (mut len, mut chars) = (0, 0);
+    for text in texts {
+        let row_chars = item_chars(text, len + 1);
+        let over = chars + row_chars > budget;
+        if len > 0 && (len >= size.max(1) || over) {
+            packs.push((len, over));
+            (len, chars) = (0, item_chars(text, 1));
+        } else {
             chars += row_chars;
-            pack.push(row);
         }
-        if !pack.is_empty() {
-            packs.push(pack);
-        }
+        len += 1;
+    }
+    if len > 0 {
+        packs.push((len, false));
     }
     packs
 }
@@ -240,12 +277,13 @@ fn group(rows: Vec<Unanswered>, size: usize) -> Vec<Vec<Unanswered>> {
 /// again in packs of half the size. A pack larger than the call's size in force when its
 /// turn comes is split first.
 fn ask(
-    pack: Vec<Unanswered>,
+    pack: Pack,
     valid: Validate,
     control: Arc<PackControl>,
     scope: CallScope,
 ) -> BoxFuture<'static, ()> {
     async move {
+        let Pack { rows: pack, full } = pack;
         let probe = if pack.len() > 1 && !scope.dry_run {
             control.admit().await
         } else {
@@ -254,7 +292,8 @@ fn ask(
         let size = control.size(scope.settings.pack_rows);
         if pack.len() > size {
             drop(probe);
-            ask_all(group(pack, size), &valid, &control, &scope).await;
+            let packs = group(pack, size, scope.settings.pack_tokens);
+            ask_all(packs, &valid, &control, &scope).await;
             return;
         }
         if pack.len() == 1 {
@@ -307,7 +346,7 @@ fn ask(
                             .is_some_and(|value| value.trim() != row.text.trim() && valid(value))
                     })
                     .collect();
-                control.judge(pack.len(), validity.iter().filter(|v| **v).count());
+                control.judge(pack.len(), validity.iter().filter(|v| **v).count(), full);
                 scope
                     .events
                     .pack_size(control.size(scope.settings.pack_rows) as u64);
@@ -330,7 +369,7 @@ fn ask(
             // A request refused for its content (too long, filtered) may be refused
             // because of one row: the others should not fail with it.
             Err(CallError::Failed { error, .. }) if error.rejects_request() => {
-                control.judge(pack.len(), 0);
+                control.judge(pack.len(), 0, full);
                 pack
             }
             Err(error) => {
@@ -352,14 +391,15 @@ fn ask(
             .max(1)
             .min(again.len().div_ceil(2))
             .min(control.size(scope.settings.pack_rows));
-        ask_all(group(again, half), &valid, &control, &scope).await;
+        let packs = group(again, half, scope.settings.pack_tokens);
+        ask_all(packs, &valid, &control, &scope).await;
     }
     .boxed()
 }
 
 /// Asks each of `packs`, together.
 async fn ask_all(
-    packs: Vec<Vec<Unanswered>>,
+    packs: Vec<Pack>,
     valid: &Validate,
     control: &Arc<PackControl>,
     scope: &CallScope,
@@ -381,4 +421,42 @@ async fn ask_alone(row: Unanswered, scope: &CallScope) {
         scope.send(&row.request).await
     };
     row.answer(scope, result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_fill_to_the_token_budget_or_the_row_cap() {
+        // 36 characters of text, 41 with the item's id and delimiters: 9 items per
+        // 100 tokens (400 characters) while ids have one digit.
+        let text = "a".repeat(36);
+        assert_eq!(item_chars(&text, 7), 41);
+        let texts = vec![text.as_str(); 25];
+        assert_eq!(fill(&texts, 64, 100), [(9, true), (9, true), (7, false)]);
+        // The row cap comes first: not closed by the budget.
+        assert_eq!(fill(&texts, 5, 100), [(5, false); 5]);
+        // A text over the budget on its own still goes, alone.
+        let long = "b".repeat(1_000);
+        assert_eq!(
+            fill(&[long.as_str(), "x", "y"], 64, 100),
+            [(1, true), (2, false)]
+        );
+        // Quotes and line breaks are escaped, so they count twice.
+        assert_eq!(item_chars("\"a\"\n", 1), 4 + 3 + ITEM_OVERHEAD_CHARS + 1);
+        assert!(fill(&[], 8, 100).is_empty());
+    }
+
+    #[test]
+    fn a_pack_the_budget_closed_proves_the_size() {
+        let control = PackControl::default();
+        assert_eq!(control.size(32), 32);
+        control.judge(20, 20, false);
+        assert!(!control.lock().proven, "a short last pack proves nothing");
+        control.judge(20, 20, true);
+        assert!(control.lock().proven);
+        control.judge(20, 3, true);
+        assert_eq!(control.size(32), 10, "a broken pack halves its own size");
+    }
 }

@@ -37,6 +37,9 @@ pub enum ParamKind {
     Instruction,
     /// A positive whole number written in the query (a literal).
     PositiveInt,
+    /// Any finite number written in the query (a literal): whole or decimal, of any
+    /// sign, such as the bounds of a score's range.
+    Number,
     /// Labels written in the query: one or more text literals, or one `ARRAY[...]` of
     /// text literals. Only as the variadic parameter.
     Labels,
@@ -84,6 +87,14 @@ impl Param {
         Self {
             name,
             kind: ParamKind::PositiveInt,
+        }
+    }
+
+    /// A number literal (whole or decimal, any sign).
+    pub const fn number(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Number,
         }
     }
 
@@ -156,6 +167,8 @@ pub enum Stage {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Constants {
     ints: Vec<(&'static str, u64)>,
+    /// Number literals, as the bits of their `f64` (so that constants compare exactly).
+    numbers: Vec<(&'static str, u64)>,
     labels: Vec<String>,
     schema: Option<StructSchema>,
 }
@@ -164,6 +177,14 @@ impl Constants {
     /// The value of the whole-number parameter `name`, when the call gave it.
     pub fn int(&self, name: &str) -> Option<u64> {
         self.ints.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// The value of the number parameter `name`, when the call gave it.
+    pub fn number(&self, name: &str) -> Option<f64> {
+        self.numbers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bits)| f64::from_bits(*bits))
     }
 
     /// The labels, as the call spelled them (empty when the function takes none).
@@ -188,6 +209,14 @@ impl Constants {
     pub fn with_labels<I: IntoIterator<Item = S>, S: Into<String>>(labels: I) -> Self {
         Self {
             labels: labels.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Constants with the given number parameters, for tests and callers outside SQL.
+    pub fn with_numbers(numbers: &[(&'static str, f64)]) -> Self {
+        Self {
+            numbers: numbers.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
             ..Self::default()
         }
     }
@@ -300,6 +329,7 @@ impl ArgSpec {
                 DataType::Utf8
             }
             ParamKind::PositiveInt => DataType::Int64,
+            ParamKind::Number => DataType::Float64,
             ParamKind::TextList => text_list_type(),
         };
         let base: Vec<DataType> = self.required.iter().map(type_of).collect();
@@ -425,6 +455,24 @@ impl ArgSpec {
                             "{} must be a positive whole number written in the query, got {}",
                             at(),
                             describe_type(t, stage)
+                        );
+                    }
+                    None => {}
+                },
+                ParamKind::Number => match value(i) {
+                    Some(v) => match finite_number(v) {
+                        Some(number) => {
+                            bound.constants.numbers.push((param.name, number.to_bits()))
+                        }
+                        None => {
+                            return plan_err!("{} must be a number, got {}", at(), shown(v));
+                        }
+                    },
+                    None if stage == Stage::Physical || !(t.is_numeric() || t.is_null()) => {
+                        return plan_err!(
+                            "{} must be a number written in the query, got {}",
+                            at(),
+                            describe_number_type(t, stage)
                         );
                     }
                     None => {}
@@ -563,6 +611,17 @@ fn positive_int(value: &ScalarValue) -> Option<u64> {
     }
 }
 
+/// The finite number a numeric literal holds (not a text that looks like one).
+fn finite_number(value: &ScalarValue) -> Option<f64> {
+    if value.is_null() || !value.data_type().is_numeric() {
+        return None;
+    }
+    match value.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(v)) if v.is_finite() => Some(v),
+        _ => None,
+    }
+}
+
 /// The labels a literal holds: a text, or an array of texts.
 fn label_values(value: &ScalarValue) -> std::result::Result<Vec<String>, String> {
     if let Some(text) = value.try_as_str() {
@@ -637,6 +696,14 @@ fn describe(value: Option<&ScalarValue>, stage: Stage) -> String {
         Some(v) => shown(v),
         None if stage == Stage::Physical => "a column or other expression".to_string(),
         None => "a column or expression, not a literal".to_string(),
+    }
+}
+
+fn describe_number_type(t: &DataType, stage: Stage) -> String {
+    if stage == Stage::Physical && (t.is_numeric() || t.is_null()) {
+        "a column or other expression".to_string()
+    } else {
+        format!("a value of type {t}")
     }
 }
 
@@ -790,6 +857,65 @@ mod tests {
             e.contains("f(): argument 2 (options) is not valid JSON"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn numbers_are_literals_of_any_numeric_type_and_sign() {
+        const RANGE: ArgSpec = ArgSpec::fixed(&[
+            Param::text("text"),
+            Param::number("low"),
+            Param::number("high"),
+        ]);
+        let bound = bind_literals(
+            &RANGE,
+            &[
+                utf8("t"),
+                ScalarValue::Int64(Some(-2)),
+                ScalarValue::Float64(Some(4.5)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(bound.constants.number("low"), Some(-2.0));
+        assert_eq!(bound.constants.number("high"), Some(4.5));
+        assert_eq!(bound.row_args, vec![0]);
+        let decimal = ScalarValue::Decimal128(Some(125), 5, 2);
+        let bound =
+            bind_literals(&RANGE, &[utf8("t"), ScalarValue::UInt8(Some(0)), decimal]).unwrap();
+        assert_eq!(bound.constants.number("high"), Some(1.25));
+        for bad in [
+            utf8("5"),
+            ScalarValue::Float64(None),
+            ScalarValue::Float64(Some(f64::NAN)),
+            ScalarValue::Float64(Some(f64::INFINITY)),
+            ScalarValue::Boolean(Some(true)),
+        ] {
+            let e = err(bind_literals(
+                &RANGE,
+                &[utf8("t"), ScalarValue::Int64(Some(1)), bad.clone()],
+            ));
+            assert!(
+                e.contains("f(): argument 3 (high) must be a number, got"),
+                "{bad:?}: {e}"
+            );
+        }
+        let types = [DataType::Utf8, DataType::Int64, DataType::Float64];
+        let e = err(RANGE.bind("f", &types, &[None, None, None], Stage::Physical));
+        assert!(
+            e.contains("argument 2 (low) must be a number written in the query, got a column"),
+            "{e}"
+        );
+        assert!(
+            RANGE
+                .bind("f", &types, &[None, None, None], Stage::Logical)
+                .is_ok()
+        );
+        let e = err(RANGE.bind(
+            "f",
+            &[DataType::Utf8, DataType::Utf8, DataType::Int64],
+            &[None, None, None],
+            Stage::Logical,
+        ));
+        assert!(e.contains("got a value of type Utf8"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod ai_filter;
 mod ai_match;
 mod ai_reduce;
+mod ai_score;
 mod args;
 mod categorize;
 mod chunks;
@@ -35,6 +36,7 @@ use datafusion::logical_expr::{DocSection, Documentation, DocumentationBuilder, 
 pub use ai_filter::AiFilter;
 pub use ai_match::{AiMatch, BLOCK_INSTRUCTION};
 pub use ai_reduce::AiReduce;
+pub use ai_score::AiScore;
 pub(crate) use args::text_list_type;
 pub use args::{ArgSpec, BoundArgs, Constants, Param, ParamKind, Stage};
 pub use categorize::Categorize;
@@ -238,6 +240,7 @@ pub fn all() -> Vec<Arc<dyn AiFunction>> {
         Arc::new(Categorize),
         Arc::new(AiFilter),
         Arc::new(AiMatch),
+        Arc::new(AiScore),
         Arc::new(Extract),
         Arc::new(AiReduce),
         Arc::new(Embed),

@@ -1,6 +1,8 @@
 //! The multi-row packing protocol: several rows that share a function's instruction go
-//! in one request, the static instruction first and the rows after it as a JSON array
-//! of `{"id", "text"}` items; the answer must be a JSON array of `{"id", "answer"}`.
+//! in one request, the static instruction (with [`PACK_PROTOCOL`] once) first and the
+//! rows after it, one a line as `<id>:<text as a JSON string>` (`3:"it broke"`); the
+//! answer must be a JSON array of `{"id", "answer"}`. The items carry little more than
+//! the texts themselves: a short id, a colon, two quotes and a line break.
 //!
 //! ```sql
 //! SET blossom.pack_rows = 8;  -- up to 8 rows per request for sentiment, categorize, ...
@@ -16,10 +18,13 @@ use crate::provider::ChatMessage;
 
 /// Appended to the function's own instruction in a packed request. Providers with prefix
 /// caching reuse everything up to the items, which come last.
-pub const PACK_PROTOCOL: &str = "\n\nYou get several items at once, as a JSON array of \
-objects {\"id\": <number>, \"text\": <text>}. Do the task above for each item's text on its \
-own. Answer with only a JSON array of objects {\"id\": <number>, \"answer\": <your answer for \
-that item>}, one per item, every id exactly once, and nothing else.";
+pub const PACK_PROTOCOL: &str = "\n\nThe texts follow, one a line as <id>:<JSON string>. Do \
+the task for each on its own. Answer only a JSON array of {\"id\":<id>,\"answer\":<answer>}, \
+every id once.";
+
+/// Characters an item adds to its text in a packed request, besides the id's digits:
+/// the colon, two quotes and the line break (escapes in the text come on top).
+pub const ITEM_OVERHEAD_CHARS: usize = 4;
 
 /// Longest row text, in characters, that is packed; a longer one is asked on its own.
 pub const MAX_PACKED_TEXT_CHARS: usize = 2_000;
@@ -27,7 +32,7 @@ pub const MAX_PACKED_TEXT_CHARS: usize = 2_000;
 /// One row in a packed request.
 ///
 /// ```sql
-/// SET blossom.pack_rows = 16; -- up to 16 items {"id": 1..16, "text": ...} a request
+/// SET blossom.pack_rows = 16; -- up to 16 items `1:"..."` to `16:"..."` a request
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackItem {
@@ -39,7 +44,7 @@ pub struct PackItem {
 
 /// The messages of a packed request: the single-row request's leading (system) messages
 /// with [`PACK_PROTOCOL`] appended to the last of them, then the items as one user
-/// message. `None` if `instruction` is empty.
+/// message (see [`render_items`]). `None` if `instruction` is empty.
 pub fn packed_messages(instruction: &[ChatMessage], texts: &[&str]) -> Option<Vec<ChatMessage>> {
     let (last, first) = instruction.split_last()?;
     let mut messages = first.to_vec();
@@ -47,17 +52,38 @@ pub fn packed_messages(instruction: &[ChatMessage], texts: &[&str]) -> Option<Ve
         role: last.role.clone(),
         content: format!("{}{PACK_PROTOCOL}", last.content),
     });
-    let items: Vec<PackItem> = texts
-        .iter()
-        .zip(1..)
-        .map(|(text, id)| PackItem {
-            id,
-            text: (*text).to_string(),
-        })
-        .collect();
-    let user = serde_json::to_string(&items).ok()?;
-    messages.push(ChatMessage::user(user));
+    messages.push(ChatMessage::user(render_items(texts)?));
     Some(messages)
+}
+
+/// The items of a packed request, numbered from 1, one a line as `<id>:<JSON string>`:
+/// the JSON string keeps a text's line breaks and quotes from ending its line.
+pub fn render_items(texts: &[&str]) -> Option<String> {
+    let mut out = String::new();
+    for (text, id) in texts.iter().zip(1u64..) {
+        if id > 1 {
+            out.push('\n');
+        }
+        out.push_str(&id.to_string());
+        out.push(':');
+        out.push_str(&serde_json::to_string(text).ok()?);
+    }
+    Some(out)
+}
+
+/// The items of a packed request's last message, as [`render_items`] wrote them; `None`
+/// if any line is not an item.
+pub fn parse_items(content: &str) -> Option<Vec<PackItem>> {
+    content
+        .lines()
+        .map(|line| {
+            let (id, text) = line.split_once(':')?;
+            Some(PackItem {
+                id: id.parse().ok()?,
+                text: serde_json::from_str(text).ok()?,
+            })
+        })
+        .collect()
 }
 
 /// What a packed answer says, by id.
@@ -150,11 +176,34 @@ mod tests {
         .unwrap();
         assert_eq!(messages.len(), 2);
         assert!(messages[0].content.starts_with("Classify the sentiment."));
-        assert!(messages[0].content.ends_with("and nothing else."));
-        let items: Vec<PackItem> = serde_json::from_str(&messages[1].content).unwrap();
+        assert!(messages[0].content.ends_with(PACK_PROTOCOL));
+        assert_eq!(messages[1].content, "1:\"good\"\n2:\"bad \\\"quoted\\\"\"");
+        let items = parse_items(&messages[1].content).unwrap();
         assert_eq!(items[1].id, 2);
         assert_eq!(items[1].text, "bad \"quoted\"");
         assert!(packed_messages(&[], &["x"]).is_none());
+    }
+
+    #[test]
+    fn items_survive_line_breaks_colons_and_quotes() {
+        let texts = ["two\nlines", "a: b", "\"\\", "", "ünï ☃"];
+        let rendered = render_items(&texts).unwrap();
+        assert_eq!(rendered.lines().count(), texts.len());
+        let items = parse_items(&rendered).unwrap();
+        let back: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(back, texts);
+        assert_eq!(
+            items.iter().map(|i| i.id).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        // What an item adds to its text, for a text with nothing to escape.
+        assert_eq!(
+            render_items(&["abc", "de"]).unwrap().chars().count(),
+            5 + 2 + 2 * ITEM_OVERHEAD_CHARS - 1
+        );
+        for not_items in ["plain text", "1:not json", "x:\"a\"", "1:\"a\"\nmore"] {
+            assert!(parse_items(not_items).is_none(), "{not_items}");
+        }
     }
 
     #[test]

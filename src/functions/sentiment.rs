@@ -98,6 +98,24 @@ mod tests {
         }
     }
 
+    /// A row asked on its own sends byte for byte what it sent before packs were filled
+    /// by tokens: the query memo and the persistent cache key it, so caches written
+    /// before still answer whatever the packing protocol.
+    #[test]
+    fn the_single_row_request_is_the_cache_key_of_before() {
+        let request = crate::provider::ChatRequest {
+            model: "openai".to_string(),
+            messages: Sentiment.messages(&["I love it"], &Constants::default()),
+            temperature: None,
+            max_tokens: None,
+            response_format: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&request).expect("serializes"),
+            r#"{"model":"openai","messages":[{"role":"system","content":"You classify the sentiment of a text. Answer with exactly one word: POSITIVE, NEGATIVE or NEUTRAL."},{"role":"user","content":"I love it"}]}"#
+        );
+    }
+
     #[test]
     fn refuses_anything_else() {
         for answer in ["", "good", "POSITIVE or NEGATIVE", "positively", "mixed"] {

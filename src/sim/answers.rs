@@ -183,6 +183,15 @@ pub const NOT_JSON_ANSWER: &str = "I could not find any of those fields in the t
 /// What the extractor answers for a numeric field of a text with [`BAD_FIELD_MARKER`].
 pub const BAD_FIELD_VALUE: &str = "unknown";
 
+/// A text containing this makes the scorer answer a number above the range
+/// ([`out_of_range_score`]) to the normal prompt and a score in range to the firmer one
+/// (the prompt saying "must be one number").
+pub const OUT_OF_RANGE_MARKER: &str = "[[out-of-range]]";
+
+/// A text containing this makes the scorer answer a number above the range to every
+/// prompt.
+pub const OUT_OF_RANGE_ALWAYS_MARKER: &str = "[[out-of-range-always]]";
+
 /// Words of a filter condition that say nothing about its subject.
 const CONDITION_STOP_WORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "about", "is", "are",
@@ -220,6 +229,70 @@ pub fn sentiment_label(text: &str) -> &'static str {
         std::cmp::Ordering::Less => "NEGATIVE",
         std::cmp::Ordering::Equal => "NEUTRAL",
     }
+}
+
+/// The share of sentiment words in `text` that are positive, from 0 to 1, or 0.5 when
+/// it has none (each word as [`sentiment_label`] counts it).
+pub fn positive_share(text: &str) -> f64 {
+    let lower = text.to_lowercase();
+    let (mut positive, mut negative) = (0u32, 0u32);
+    for word in lower.split(|c: char| !c.is_alphanumeric()) {
+        if POSITIVE_WORDS.contains(&word) {
+            positive += 1;
+        } else if NEGATIVE_WORDS.contains(&word) {
+            negative += 1;
+        }
+    }
+    if positive + negative == 0 {
+        0.5
+    } else {
+        f64::from(positive) / f64::from(positive + negative)
+    }
+}
+
+/// The score of `text` on the scale from `low` to `high`, whatever the question:
+/// `low + positive_share(text) × (high - low)`, rounded to a whole number when both
+/// bounds are whole, else to two decimals.
+pub fn score_value(text: &str, low: f64, high: f64) -> f64 {
+    let score = low + positive_share(text) * (high - low);
+    if low.fract() == 0.0 && high.fract() == 0.0 {
+        score.round()
+    } else {
+        (score * 100.0).round() / 100.0
+    }
+}
+
+/// The number the scorer answers out of range: as far above `high` as the range is wide.
+pub fn out_of_range_score(low: f64, high: f64) -> f64 {
+    high + (high - low)
+}
+
+/// The "score" answer: [`score_value`] in one of three surface forms chosen by
+/// `fnv1a(text) % 3`: `4`, `**4**` or `4.`; [`out_of_range_score`] when `text` contains
+/// [`OUT_OF_RANGE_ALWAYS_MARKER`], or [`OUT_OF_RANGE_MARKER`] and the prompt is not the
+/// `firmer` one.
+pub fn score_answer(text: &str, low: f64, high: f64, firmer: bool) -> String {
+    let out = text.contains(OUT_OF_RANGE_ALWAYS_MARKER)
+        || (text.contains(OUT_OF_RANGE_MARKER) && !firmer);
+    let score = if out {
+        out_of_range_score(low, high)
+    } else {
+        score_value(text, low, high)
+    };
+    match fnv1a(text) % 3 {
+        0 => format!("{score}"),
+        1 => format!("**{score}**"),
+        _ => format!("{score}."),
+    }
+}
+
+/// The range a score prompt states in its first line, "on a scale from <low> to
+/// <high>.".
+fn score_range(system: &str) -> Option<(f64, f64)> {
+    let (_, rest) = system.split_once("on a scale from ")?;
+    let (low, rest) = rest.split_once(" to ")?;
+    let (high, _) = rest.split_once(".\n")?;
+    Some((low.trim().parse().ok()?, high.trim().parse().ok()?))
 }
 
 /// The sentiment answer for `text`: the label of [`sentiment_label`] in one of three surface
@@ -625,7 +698,9 @@ pub fn system_prompt(messages: &[ChatMessage]) -> String {
 /// a text meets a condition"` → [`filter_answer`] with the `Condition:` line; `"you
 /// check whether two texts meet a condition"` → [`match_answer`]; `"you
 /// translate texts"` → [`translation_answer`] with the language after `"Translate the
-/// text into "`; `"you summarize texts"` → [`summary_answer`]), then keywords:
+/// text into "`; `"you score a text on a scale"` → [`score_answer`] with the range of
+/// its first line, firmer when it says `"must be one number"`; `"you summarize texts"`
+/// → [`summary_answer`]), then keywords:
 /// `"sentiment"` → [`sentiment_answer`], `"insight"` → [`insight_answer`],
 /// `"enhance"` → [`enhance_answer`], anything else → [`echo_answer`]; each is applied
 /// to [`request_text`].
@@ -658,6 +733,10 @@ pub fn answer_for(messages: &[ChatMessage]) -> String {
         )
         .unwrap_or("another language");
         translation_answer(text, language)
+    } else if system.contains("you score a text on a scale") {
+        let (low, high) = score_range(&system_text(messages)).unwrap_or((0.0, 1.0));
+        let firmer = system.contains("must be one number");
+        score_answer(text, low, high, firmer)
     } else if system.contains("you summarize texts") {
         summary_answer(text)
     } else if system.contains("sentiment") {
@@ -831,6 +910,46 @@ mod tests {
         assert_eq!(answer_for(&msgs(Some(system), always)), NO_LABEL_ANSWER);
         assert_eq!(answer_for(&msgs(Some(firmer), always)), NO_LABEL_ANSWER);
         assert_eq!(category_answer("x", &[], true), NO_LABEL_ANSWER);
+    }
+
+    #[test]
+    fn scores_follow_the_sentiment_words_within_the_range() {
+        let system = "You score a text on a scale from 1 to 5.\nQuestion: how positive\nAnswer with only the number, and nothing else.";
+        let firmer = "You score a text on a scale from 1 to 5.\nQuestion: how positive\nYour answer must be one number from 1 to 5.";
+        let number = |answer: String| -> f64 {
+            answer
+                .trim_matches(|c| c == '*' || c == '.')
+                .parse()
+                .unwrap_or_else(|_| panic!("{answer}"))
+        };
+        assert_eq!(
+            number(answer_for(&msgs(Some(system), "great, excellent"))),
+            5.0
+        );
+        assert_eq!(
+            number(answer_for(&msgs(Some(system), "broken, awful"))),
+            1.0
+        );
+        assert_eq!(number(answer_for(&msgs(Some(system), "a chair"))), 3.0);
+        assert_eq!(
+            number(answer_for(&msgs(Some(system), "great but broken and bad"))),
+            2.0
+        );
+        assert_eq!(score_value("good", 0.0, 0.5), 0.5);
+        assert_eq!(score_value("good bad bad", -1.0, 1.5), -0.17);
+        let out = "great [[out-of-range]]";
+        assert_eq!(number(answer_for(&msgs(Some(system), out))), 9.0);
+        assert_eq!(number(answer_for(&msgs(Some(firmer), out))), 5.0);
+        let always = "great [[out-of-range-always]]";
+        assert_eq!(number(answer_for(&msgs(Some(firmer), always))), 9.0);
+        let forms: std::collections::BTreeSet<String> = (0..30)
+            .map(|i| answer_for(&msgs(Some(system), &format!("great {i}"))))
+            .collect();
+        assert_eq!(
+            forms,
+            ["**5**", "5", "5."].map(String::from).into(),
+            "three surface forms"
+        );
     }
 
     #[test]

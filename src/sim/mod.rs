@@ -30,8 +30,10 @@ mod stats;
 mod tests;
 
 pub use answers::{
-    NEGATIVE_WORDS, POSITIVE_WORDS, answer_for, echo_answer, enhance_answer, fnv1a, insight_answer,
-    request_text, sentiment_answer, sentiment_label, system_prompt, texts_match,
+    NEGATIVE_WORDS, OUT_OF_RANGE_ALWAYS_MARKER, OUT_OF_RANGE_MARKER, POSITIVE_WORDS, answer_for,
+    echo_answer, enhance_answer, fnv1a, insight_answer, out_of_range_score, positive_share,
+    request_text, score_answer, score_value, sentiment_answer, sentiment_label, system_prompt,
+    texts_match,
 };
 pub use blocks::{block_answer, block_texts};
 pub use config::{FaultConfig, SimConfig, validate_rate};

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::answers::{answer_for, fnv1a};
 use super::config::FaultConfig;
 use super::protocol::ChatMessage;
-use crate::functions::pack::{PACK_PROTOCOL, PackItem};
+use crate::functions::pack::{PACK_PROTOCOL, parse_items};
 
 /// The answer an item gets when the simulator gives an invalid one.
 pub const INVALID_PACKED_ANSWER: &str = "UNSURE";
@@ -21,7 +21,7 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
     let protocol_at = instruction
         .iter()
         .rposition(|m| m.content.ends_with(PACK_PROTOCOL))?;
-    let items: Vec<PackItem> = serde_json::from_str(&last.content).ok()?;
+    let items = parse_items(&last.content)?;
     let mut single: Vec<ChatMessage> = instruction.to_vec();
     let content = &single[protocol_at].content;
     single[protocol_at].content = content[..content.len() - PACK_PROTOCOL.len()].to_string();
@@ -38,7 +38,7 @@ pub fn packed_answer(messages: &[ChatMessage], faults: &FaultConfig, seed: u64) 
         return Some(Value::Array(echoed).to_string());
     }
     if ignores {
-        // The whole items array taken as one text, answered as a single request.
+        // All the items taken as one text, answered as a single request.
         single.push(last.clone());
         return Some(answer_for(&single));
     }
@@ -63,8 +63,7 @@ pub fn packed_items(messages: &[ChatMessage]) -> Option<u64> {
     instruction
         .iter()
         .rposition(|m| m.content.ends_with(PACK_PROTOCOL))?;
-    let items: Vec<PackItem> = serde_json::from_str(&last.content).ok()?;
-    Some(items.len() as u64)
+    Some(parse_items(&last.content)?.len() as u64)
 }
 
 /// Applies each `pack_*` fault with its rate.
@@ -107,7 +106,7 @@ fn misbehave(answers: &mut Vec<Value>, faults: &FaultConfig, seed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::pack::{PackItem, packed_messages};
+    use crate::functions::pack::{packed_messages, render_items};
     use crate::sim::answers::sentiment_answer;
 
     fn sim_messages(texts: &[&str]) -> Vec<ChatMessage> {
@@ -153,11 +152,7 @@ mod tests {
     fn plain_requests_are_not_packed() {
         let messages = vec![ChatMessage {
             role: "user".to_string(),
-            content: serde_json::to_string(&[PackItem {
-                id: 1,
-                text: "x".into(),
-            }])
-            .unwrap(),
+            content: render_items(&["x"]).unwrap(),
         }];
         assert!(packed_answer(&messages, &FaultConfig::default(), 1).is_none());
     }

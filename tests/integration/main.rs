@@ -16,6 +16,7 @@ mod limit;
 mod packing;
 mod pipeline;
 mod repl;
+mod score;
 mod secrets;
 mod stop;
 mod structured;

@@ -195,3 +195,82 @@ async fn packed_answers_that_echo_the_input_are_a_broken_pack() {
         packed.requests
     );
 }
+
+/// `n` distinct texts of about 150 characters, a third each positive, negative and
+/// neutral.
+fn short_reviews(n: usize) -> Vec<Option<String>> {
+    const FILLER: [&str; 6] = [
+        "the parcel came on a tuesday",
+        "my neighbour saw it first",
+        "we use it in the kitchen",
+        "the box was blue and square",
+        "it replaced an older model",
+        "the manual has twelve pages",
+    ];
+    (0..n)
+        .map(|i| {
+            let mood = ["it was great", "it arrived broken", "it is a chair"][i % 3];
+            let mut text = format!("Review {i}: {mood}");
+            let mut k = i;
+            while text.len() < 145 {
+                text.push_str(", ");
+                text.push_str(FILLER[k % FILLER.len()]);
+                k = k / 2 + 1;
+            }
+            Some(text)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_of_short_texts_cost_at_most_15_percent_more_prompt_tokens_than_the_texts() {
+    use blossom_sql::config::{DEFAULT_PACK_ROWS, DEFAULT_PACK_TOKENS};
+    use blossom_sql::sim::estimate_tokens;
+
+    let texts = short_reviews(600);
+    let own: u64 = texts.iter().flatten().map(|t| estimate_tokens(t)).sum();
+    let chars: usize = texts.iter().flatten().map(|t| t.chars().count()).sum();
+    assert!((140..=170).contains(&(chars / texts.len())), "{chars}");
+    let (rows, tokens) = (
+        DEFAULT_PACK_ROWS.to_string(),
+        DEFAULT_PACK_TOKENS.to_string(),
+    );
+    // Clean answers, and about 5% of packed answers misbehaving (each of drop, repeat
+    // or invent an id and an invalid answer at 1.25%, as in the packing bench).
+    let misbehaving = FaultConfig {
+        pack_shuffle: 0.05,
+        ..FaultConfig::default().with_pack_misbehaviour(0.0125)
+    };
+    for faults in [FaultConfig::default(), misbehaving] {
+        let sim = faulty_simulator(faults).await;
+        let ctx = session(
+            &sim,
+            &[
+                ("pack_rows", rows.as_str()),
+                ("pack_tokens", tokens.as_str()),
+                ("max_concurrency", "8"),
+            ],
+        );
+        register_texts(&ctx, &texts);
+        let values = column(&ctx, "SELECT sentiment(text) FROM t").await.unwrap();
+        assert_eq!(
+            values,
+            expected_sentiments(&texts),
+            "every row its own value"
+        );
+        let stats = sim.stats();
+        assert!(
+            stats.prompt_tokens * 100 <= own * 115,
+            "{} prompt tokens for {own} tokens of text ({:.3}) in {} requests",
+            stats.prompt_tokens,
+            stats.prompt_tokens as f64 / own as f64,
+            stats.requests
+        );
+        // The budget, not the row cap, closes these packs: about 25 rows each.
+        assert!(
+            stats.requests > 600 / DEFAULT_PACK_ROWS as u64 && stats.requests <= 40,
+            "{} requests",
+            stats.requests
+        );
+    }
+}
