@@ -1,8 +1,9 @@
 //! Cost in money against the simulator: `blossom_metrics()`'s `cost` is the reported
 //! tokens at `blossom.price_input` / `price_output`, cached answers cost nothing, a
 //! model without a price has an unknown (NULL) cost, `blossom_estimate()` prices the
-//! same tokens, and `blossom.max_cost` stops a query before it would go over, having
-//! sent fewer requests than the query without it.
+//! same tokens, `blossom.max_cost` stops a query before it would go over, having sent
+//! fewer requests than the query without it, and the CLI's summary line and `--report`
+//! show the cost.
 
 use blossom_sql::sim::SimConfig;
 use datafusion::arrow::array::{Array, AsArray};
@@ -164,4 +165,57 @@ async fn a_model_without_a_price_has_an_unknown_cost_and_cannot_be_budgeted() {
     assert!(error.contains("'blossom-sim'"), "{error}");
     assert!(error.contains("blossom.price_input"), "{error}");
     assert_eq!(sim.stats().requests, 10, "nothing is sent under the budget");
+}
+
+#[test]
+fn the_cli_summary_and_report_show_the_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.json");
+    let query = "SELECT count(s) AS n FROM (SELECT sentiment(text) AS s FROM 'data/reviews.csv')";
+    let out = blossom_command(&[
+        "--simulate",
+        "--sim-latency-ms",
+        "0",
+        "--format",
+        "csv",
+        "--report",
+        report.to_str().unwrap(),
+        "-c",
+        // Listed at 0.15 USD per million prompt tokens, 0.60 per million answer tokens.
+        &format!("SET blossom.model = 'gpt-4o-mini'; {query}"),
+        "-c",
+        // The simulator's own model has no price.
+        &format!("SET blossom.model = 'blossom-sim'; {query}"),
+    ])
+    .output()
+    .expect("blossom runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let statements = json["statements"].as_array().unwrap();
+    let (priced, unpriced) = (&statements[1], &statements[3]);
+    let tokens = |s: &serde_json::Value, key: &str| s["ai"][key].as_u64().unwrap();
+    let expected = (tokens(priced, "prompt_tokens") as f64 * 0.15
+        + tokens(priced, "completion_tokens") as f64 * 0.60)
+        / 1e6;
+    let cost = priced["cost"].as_f64().expect("a listed model has a cost");
+    assert!(cost > 0.0 && close(cost, expected), "{cost} vs {expected}");
+    assert_eq!(statements[0]["cost"], 0.0, "a SET costs nothing");
+    assert!(tokens(unpriced, "requests") > 0);
+    assert!(unpriced["cost"].is_null(), "unknown, not 0: {unpriced}");
+    assert!(json["cost"].is_null(), "the run's total is unknown too");
+
+    let summaries: Vec<&str> = stderr.lines().filter(|l| l.contains(" rows · ")).collect();
+    assert_eq!(summaries.len(), 2, "{stderr}");
+    assert!(
+        summaries[0].contains(&format!(" tokens · ${cost:.6} · ")),
+        "{}",
+        summaries[0]
+    );
+    assert!(
+        summaries[1].contains(" tokens · cost unknown · "),
+        "{}",
+        summaries[1]
+    );
 }
