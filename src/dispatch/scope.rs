@@ -97,9 +97,9 @@ impl CallScope {
         result
     }
 
-    /// Reports a request a dry run does not send: its characters, and its largest cost
-    /// (its prompt and longest answer, as the budget estimates them, at the price of
-    /// the chat model, or of the embedding model when `embedding`).
+    /// Reports a request a dry run does not send: its characters, and the cost of its
+    /// prompt and longest answer (`max_answer_tokens`, 0 when unset) at the price of
+    /// the chat model, or of the embedding model when `embedding`.
     pub(super) fn not_sent(
         &self,
         prompt_chars: usize,

@@ -33,8 +33,8 @@ pub trait CallObserver: Send + Sync {
     fn answer_not_cached(&self) {}
 
     /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
-    /// characters, that would cost `cost_nanos` nano-USD at most (its prompt and its
-    /// longest answer at the model's price; `None` when the price is unknown).
+    /// characters, whose prompt and longest answer (`max_answer_tokens`, 0 when unset)
+    /// cost `cost_nanos` nano-USD at the model's price (`None` when it is unknown).
     fn not_sent(&self, _prompt_chars: usize, _cost_nanos: Option<u64>) {}
 
     /// The pack size in force after a packed answer was judged.

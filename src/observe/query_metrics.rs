@@ -457,8 +457,9 @@ pub struct Snapshot {
     pub not_sent: u64,
     /// Their characters.
     pub not_sent_prompt_chars: u64,
-    /// Their largest cost in USD: prompts and longest answers (`max_answer_tokens`, 0
-    /// when unset) at the model's price; `None` when the price is unknown.
+    /// Their cost in USD: prompts and longest answers (`max_answer_tokens`, 0 when
+    /// unset, so then a lower bound) at the model's price; `None` when the price is
+    /// unknown.
     pub not_sent_cost: Option<f64>,
 }
 
