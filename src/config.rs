@@ -408,6 +408,16 @@ blossom_options! {
             pub embedding_model: Option<String> = None,
                 parse = text_or_none;
 
+            /// Price of blossom.model's prompt tokens, in USD per million; empty means the
+            /// price table's (see the README's Cost section)
+            pub price_input: Option<f64> = None,
+                parse = or_none(price);
+
+            /// Price of blossom.model's answer tokens, in USD per million; empty means the
+            /// price table's
+            pub price_output: Option<f64> = None,
+                parse = or_none(price);
+
             /// API key sent as a bearer token; write-only, always shown redacted
             pub api_key: ApiKey = ApiKey::default(),
                 parse = |key: &str| Ok::<_, String>(ApiKey::new(key)),
@@ -510,6 +520,12 @@ blossom_options! {
                 parse = or_none(number_if(|n: u64| n > 0,
                     "must be a positive integer (empty: no budget)"));
 
+            /// Budget of one query: USD (tokens at blossom.price_input and price_output) it
+            /// may spend before it stops with an error; empty means no budget
+            pub max_cost: Option<f64> = None,
+                parse = or_none(number_if(|usd: f64| usd > 0.0 && usd.is_finite(),
+                    "must be a positive number of USD (empty: no budget)"));
+
             /// Longest prompt, in characters, that ai_reduce sends; a longer list is split
             /// into chunks whose partial answers are combined
             pub max_prompt_chars: usize = DEFAULT_MAX_PROMPT_CHARS,
@@ -597,12 +613,30 @@ impl BlossomOptions {
             .and_then(|s| (s.show)(self))
     }
 
-    /// What one query may spend (`blossom.max_requests`, `blossom.max_tokens`).
+    /// What one query may spend (`blossom.max_requests`, `blossom.max_tokens`,
+    /// `blossom.max_cost`).
     pub fn budget(&self) -> Budget {
         Budget {
             max_requests: self.max_requests,
             max_tokens: self.max_tokens,
+            max_cost: self.max_cost,
         }
+    }
+
+    /// The price of `model`'s tokens: `blossom.price_input` and `blossom.price_output`
+    /// where set, else the price table's ([`listed_price`]); every model of a preset
+    /// whose models run on the user's machine (Ollama) is free. `None` when a price is
+    /// neither set nor listed: the cost is then unknown, not 0.
+    fn chat_price(&self, preset: &Preset, model: &str) -> Option<Price> {
+        let listed = if preset.local {
+            Some(Price::FREE)
+        } else {
+            listed_price(model)
+        };
+        Some(Price {
+            input: self.price_input.or(listed.map(|p| p.input))?,
+            output: self.price_output.or(listed.map(|p| p.output))?,
+        })
     }
 
     /// Resolves the preset and the options into what one request needs.
@@ -630,18 +664,26 @@ impl BlossomOptions {
                 )));
             }
         };
+        let model = self
+            .model
+            .clone()
+            .unwrap_or_else(|| preset.model.to_string());
+        let embedding_model = self
+            .embedding_model
+            .clone()
+            .unwrap_or_else(|| preset.embedding_model.to_string());
         Ok(ProviderSettings {
             embeddings_url: embeddings_url_for(&chat_url),
             api_key: self.key_for(&chat_url),
-            embedding_model: self
-                .embedding_model
-                .clone()
-                .unwrap_or_else(|| preset.embedding_model.to_string()),
+            price: self.chat_price(preset, &model),
+            embedding_price: if preset.local {
+                Some(Price::FREE)
+            } else {
+                listed_price(&embedding_model)
+            },
+            embedding_model,
             chat_url,
-            model: self
-                .model
-                .clone()
-                .unwrap_or_else(|| preset.model.to_string()),
+            model,
             temperature: self.temperature,
             max_answer_tokens: self.max_answer_tokens,
             request_timeout: Duration::from_secs_f64(self.request_timeout_secs),
@@ -717,6 +759,8 @@ struct Preset {
     model: &'static str,
     embedding_model: &'static str,
     own_key: Option<OwnKey>,
+    /// Its models run on the user's machine: every token is free.
+    local: bool,
 }
 
 /// A chat-completions URL and the limits it is held to unless set otherwise.
@@ -756,6 +800,7 @@ const PRESETS: &[Preset] = &[
             domain: "pollinations.ai",
             key: |keys| &keys.pollinations,
         }),
+        local: false,
     },
     Preset {
         provider: ProviderPreset::OpenAi,
@@ -772,6 +817,7 @@ const PRESETS: &[Preset] = &[
             domain: "openai.com",
             key: |keys| &keys.openai,
         }),
+        local: false,
     },
     Preset {
         provider: ProviderPreset::Ollama,
@@ -785,6 +831,7 @@ const PRESETS: &[Preset] = &[
         model: "llama3.2",
         embedding_model: "nomic-embed-text",
         own_key: None,
+        local: true,
     },
     Preset {
         provider: ProviderPreset::Custom,
@@ -798,8 +845,112 @@ const PRESETS: &[Preset] = &[
         model: "default",
         embedding_model: "text-embedding-3-small",
         own_key: None,
+        local: false,
     },
 ];
+
+/// The price of a model's tokens, in USD per million.
+///
+/// ```sql
+/// SET blossom.price_input = 0.15;  -- USD per million prompt tokens
+/// SET blossom.price_output = 0.60; -- USD per million answer tokens
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// USD per million prompt (input) tokens.
+    pub input: f64,
+    /// USD per million answer (output) tokens.
+    pub output: f64,
+}
+
+/// Nano-USD (10^-9 USD) in one USD: costs are added up in whole nano-USD, so that the
+/// counters shared by a query's requests stay exact.
+pub const NANO_USD_PER_USD: f64 = 1e9;
+
+impl Price {
+    /// Tokens that cost nothing (a model on the user's machine).
+    pub const FREE: Price = Price {
+        input: 0.0,
+        output: 0.0,
+    };
+
+    /// What `input` prompt tokens and `output` answer tokens cost, in nano-USD, rounded
+    /// to the nearest.
+    pub fn cost_nanos(&self, input: u64, output: u64) -> u64 {
+        // USD per million tokens is nano-USD per thousandth of a token.
+        let nanos = (input as f64 * self.input + output as f64 * self.output) * 1_000.0;
+        nanos.round().clamp(0.0, u64::MAX as f64) as u64
+    }
+}
+
+/// Well-known models' list prices in USD per million tokens, as (name, input, output):
+/// standard tier, without batch or cached-input discounts, as published by the vendors
+/// (OpenAI's and Anthropic's pricing pages) in mid-2025. Prices change: a user
+/// overrides them with `blossom.price_input` and `blossom.price_output`, which also
+/// price a model not listed here (whose cost is otherwise unknown, NULL, never 0).
+/// Pollinations' models are not listed: it bills in its own credits (pollen), not USD.
+/// Ollama's models are free whatever their name (they run on the user's machine).
+const PRICES: &[(&str, f64, f64)] = &[
+    ("gpt-4o", 2.50, 10.00),
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gpt-4.1", 2.00, 8.00),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1-nano", 0.10, 0.40),
+    ("o3-mini", 1.10, 4.40),
+    ("o4-mini", 1.10, 4.40),
+    ("gpt-3.5-turbo", 0.50, 1.50),
+    ("claude-3-5-haiku", 0.80, 4.00),
+    ("claude-3-5-sonnet", 3.00, 15.00),
+    ("claude-3-7-sonnet", 3.00, 15.00),
+    ("claude-sonnet-4", 3.00, 15.00),
+    ("text-embedding-3-small", 0.02, 0.0),
+    ("text-embedding-3-large", 0.13, 0.0),
+    ("text-embedding-ada-002", 0.10, 0.0),
+];
+
+/// The price table's price of `model`, if it lists the model. A name is matched in
+/// lower case, without a gateway's `vendor/` prefix, a dated snapshot's suffix
+/// (`-2024-07-18`, `-20241022`) or `-latest`, and with `.` read as `-`.
+///
+/// ```
+/// use blossom_sql::config::listed_price;
+/// let mini = listed_price("openai/gpt-4o-mini-2024-07-18").unwrap();
+/// assert_eq!((mini.input, mini.output), (0.15, 0.60));
+/// assert_eq!(listed_price("anthropic/claude-3.5-haiku"), listed_price("claude-3-5-haiku-20241022"));
+/// assert_eq!(listed_price("my-fine-tune"), None);
+/// ```
+pub fn listed_price(model: &str) -> Option<Price> {
+    let wanted = table_name(model);
+    PRICES
+        .iter()
+        .find(|(name, _, _)| table_name(name) == wanted)
+        .map(|&(_, input, output)| Price { input, output })
+}
+
+/// A model's name as the price table is matched: lower case, without a `vendor/`
+/// prefix, a date suffix or `-latest`, with `.` as `-`.
+fn table_name(model: &str) -> String {
+    let name = model.trim().to_ascii_lowercase();
+    let name = name.rsplit('/').next().unwrap_or_default();
+    let name = name.strip_suffix("-latest").unwrap_or(name);
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = name.split('-').collect();
+    let keep = match parts.as_slice() {
+        [_, .., day] if digits(day, 8) => parts.len() - 1,
+        [_, .., y, m, d] if digits(y, 4) && digits(m, 2) && digits(d, 2) => parts.len() - 3,
+        _ => parts.len(),
+    };
+    parts[..keep].join("-").replace('.', "-")
+}
+
+/// A price in USD per million tokens.
+fn price(value: &str) -> std::result::Result<f64, String> {
+    let why = "must be a number of USD per million tokens, 0 or more (empty: the price table's)";
+    match value.parse::<f64>() {
+        Ok(usd) if usd >= 0.0 && usd.is_finite() => Ok(usd),
+        _ => Err(why.to_string()),
+    }
+}
 
 /// The embeddings URL next to a chat-completions URL.
 fn embeddings_url_for(chat_url: &str) -> String {
@@ -995,6 +1146,10 @@ pub struct ProviderSettings {
     pub embedding_model: String,
     /// The model asked for.
     pub model: String,
+    /// The price of `model`'s tokens; `None` when it is unknown.
+    pub price: Option<Price>,
+    /// The price of `embedding_model`'s tokens; `None` when it is unknown.
+    pub embedding_price: Option<Price>,
     /// The bearer token, if any.
     pub api_key: ApiKey,
     /// Sampling temperature, if set.
@@ -1032,18 +1187,21 @@ pub struct ProviderSettings {
 }
 
 /// What one query may spend at the provider (`blossom.max_requests`,
-/// `blossom.max_tokens`); `None` means no limit.
+/// `blossom.max_tokens`, `blossom.max_cost`); `None` means no limit.
 ///
 /// ```sql
 /// SET blossom.max_requests = 500;
 /// SET blossom.max_tokens = 200000;
+/// SET blossom.max_cost = 0.50; -- USD
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Budget {
     /// Requests, retries included.
     pub max_requests: Option<u64>,
     /// Prompt plus answer tokens, as the provider reports them.
     pub max_tokens: Option<u64>,
+    /// USD: tokens at the model's [`Price`].
+    pub max_cost: Option<f64>,
 }
 
 #[cfg(test)]
@@ -1275,6 +1433,8 @@ mod tests {
             ("base_url", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
             ("model", "llama3.2", "llama3.2"),
             ("embedding_model", "nomic-embed-text", "nomic-embed-text"),
+            ("price_input", "0.15", "0.15"),
+            ("price_output", "0", "0"),
             ("api_key", "sk_sample_secret", "<redacted>"),
             ("temperature", "0.5", "0.5"),
             ("max_answer_tokens", "100", "100"),
@@ -1293,6 +1453,7 @@ mod tests {
             ("pack_tokens", "500", "500"),
             ("max_requests", "7", "7"),
             ("max_tokens", "1000", "1000"),
+            ("max_cost", "0.25", "0.25"),
             ("max_prompt_chars", "500", "500"),
             ("join_block", "4", "4"),
             ("join_prefilter", "Top:3", "top:3"),
@@ -1363,6 +1524,97 @@ mod tests {
                 setting.key
             );
         }
+    }
+
+    #[test]
+    fn prices_come_from_the_table_unless_set_and_are_unknown_otherwise() {
+        let price = |settings: &[(&str, &str)]| {
+            let mut o = BlossomOptions::default();
+            for (k, v) in settings {
+                o.set_option(k, v).unwrap();
+            }
+            let s = o.resolve().unwrap();
+            (s.price, s.embedding_price)
+        };
+        let listed = |model: &str| {
+            let &(_, input, output) = PRICES.iter().find(|(name, _, _)| *name == model).unwrap();
+            Some(Price { input, output })
+        };
+        // Pollinations bills in its own credits: its default model has no USD price.
+        assert_eq!(price(&[]).0, None);
+        assert_eq!(price(&[]).1, listed("text-embedding-3-small"));
+        assert_eq!(
+            price(&[("provider", "openai")]).0,
+            listed("gpt-4o-mini"),
+            "the OpenAI preset's default model is listed"
+        );
+        assert_eq!(
+            price(&[("model", "openai/gpt-4.1-mini-2025-04-14")]).0,
+            listed("gpt-4.1-mini")
+        );
+        assert_eq!(
+            price(&[("model", "claude-3-5-haiku-latest")]).0,
+            listed("claude-3-5-haiku")
+        );
+        assert_ne!(
+            listed_price("gpt-4o"),
+            listed_price("gpt-4o-mini"),
+            "a name is not matched by its prefix"
+        );
+        // Every model on Ollama is free, whatever its name.
+        assert_eq!(
+            price(&[("provider", "ollama"), ("model", "mistral:7b")]),
+            (Some(Price::FREE), Some(Price::FREE))
+        );
+        // The settings override the table, each on its own side.
+        assert_eq!(
+            price(&[("model", "gpt-4o"), ("price_input", "1.25")]).0,
+            Some(Price {
+                input: 1.25,
+                output: 10.0
+            })
+        );
+        // A model not listed: unknown until both prices are set.
+        assert_eq!(price(&[("model", "my-tune"), ("price_input", "1")]).0, None);
+        assert_eq!(
+            price(&[
+                ("model", "my-tune"),
+                ("price_input", "1"),
+                ("price_output", "2")
+            ])
+            .0,
+            Some(Price {
+                input: 1.0,
+                output: 2.0
+            })
+        );
+        let mut o = BlossomOptions::default();
+        for (key, value) in [
+            ("price_input", "-1"),
+            ("price_output", "cheap"),
+            ("price_output", "inf"),
+            ("max_cost", "0"),
+            ("max_cost", "-0.5"),
+            ("max_cost", "NaN"),
+        ] {
+            let err = o.set_option(key, value).unwrap_err().to_string();
+            assert!(err.contains(&format!("blossom.{key}")), "{err}");
+        }
+        o.set_option("max_cost", "0.5").unwrap();
+        assert_eq!(o.budget().max_cost, Some(0.5));
+    }
+
+    #[test]
+    fn a_cost_is_tokens_times_the_price_in_nano_usd() {
+        let price = Price {
+            input: 0.15,
+            output: 0.60,
+        };
+        // 1M prompt tokens at 0.15 USD and 1M answer tokens at 0.60 USD.
+        assert_eq!(price.cost_nanos(1_000_000, 1_000_000), 750_000_000);
+        assert_eq!(price.cost_nanos(1, 0), 150);
+        assert_eq!(price.cost_nanos(0, 0), 0);
+        assert_eq!(Price::FREE.cost_nanos(u64::MAX, u64::MAX), 0);
     }
 
     #[test]

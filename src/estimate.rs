@@ -1,7 +1,7 @@
 //! `blossom_estimate('<query>')`: what a query would ask the provider, found by running it
 //! without sending anything. Per AI function: the rows it would see after filters, the
-//! unique prompts among them, how many the response cache already answers, and the
-//! requests it would send.
+//! unique prompts among them, how many the response cache already answers, the
+//! requests it would send and what they would cost.
 //!
 //! ```sql
 //! SELECT * FROM blossom_estimate('SELECT sentiment(text) FROM ''data/reviews.csv'' WHERE lang = ''en''');
@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -31,9 +33,15 @@ use crate::observe::{MetricsLog, QueryMetrics};
 /// `blossom_estimate('<query>')`: the requests a query would send, without sending any.
 ///
 /// ```sql
-/// SELECT function, rows, unique_prompts, cache_hits, requests
+/// SELECT function, rows, unique_prompts, cache_hits, requests, cost
 /// FROM blossom_estimate('SELECT id, sentiment(text) FROM ''data/reviews.csv''');
 /// ```
+///
+/// `cost` is in USD at the model's price (`blossom.price_input`, `price_output` or the
+/// price table), NULL when the price is unknown: the prompts' estimated tokens plus,
+/// for each request, its longest answer (`blossom.max_answer_tokens`); with no
+/// `max_answer_tokens` the answers count 0, so the cost is the prompts' alone, a lower
+/// bound.
 ///
 /// The query runs as usual except that AI calls send nothing: an answer already in the
 /// response cache is used, any other is NULL. So the counts of a function whose input
@@ -79,6 +87,7 @@ fn schema() -> SchemaRef {
         count("cache_hits"),
         count("requests"),
         count("input_tokens_estimate"),
+        Field::new("cost", DataType::Float64, true),
         Field::new("exact", DataType::Boolean, false),
     ]))
 }
@@ -162,6 +171,9 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
         count(|s| s.cache_hits),
         count(|s| s.not_sent),
         count(|s| s.not_sent_prompt_chars.div_ceil(CHARS_PER_TOKEN)),
+        Arc::new(Float64Array::from_iter(
+            snapshots.iter().map(|s| s.not_sent_cost),
+        )),
         Arc::new(BooleanArray::from_iter(
             snapshots.iter().map(|s| Some(exact(s.function))),
         )),

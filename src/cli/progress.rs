@@ -104,7 +104,8 @@ impl Drop for StatementProgress {
 }
 
 /// The one-line summary of a statement that asked a model, e.g.
-/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 cache hits · 0 failed · 5210 tokens · 2.31s`,
+/// `246 rows · 240 requests (0 retries) · 6 dedup hits · 0 cache hits · 0 failed · 5210 tokens · $0.001146 · 2.31s`
+/// (`cost unknown` in place of the USD when a model's price is unknown),
 /// followed, when the response cache could not be used (`no_cache` says why), by how
 /// many answers were paid for without it:
 /// `· 240 answers paid for without the response cache (the response cache ... is in use by another process)`.
@@ -115,7 +116,7 @@ pub(crate) fn summary(
 ) -> Option<String> {
     (ai.rows > 0 || ai.requests > 0).then(|| {
         let mut line = format!(
-            "{} rows · {} requests ({} retries) · {} dedup hits · {} cache hits · {} failed · {} tokens · {:.2}s",
+            "{} rows · {} requests ({} retries) · {} dedup hits · {} cache hits · {} failed · {} tokens · {} · {:.2}s",
             ai.rows,
             ai.requests,
             ai.retries,
@@ -123,6 +124,10 @@ pub(crate) fn summary(
             ai.cache_hits,
             ai.failed_rows,
             ai.prompt_tokens + ai.completion_tokens,
+            match ai.cost() {
+                Some(usd) => format!("${usd:.6}"),
+                None => "cost unknown".to_string(),
+            },
             elapsed.as_secs_f64()
         );
         if let Some(why) = no_cache.filter(|_| ai.uncached_answers > 0) {
@@ -164,5 +169,28 @@ mod tests {
         };
         let line = summary(&cached, Duration::from_millis(500), Some(why)).expect("a line");
         assert!(line.ends_with("0.50s"), "{line}");
+    }
+
+    #[test]
+    fn the_summary_shows_the_cost_or_that_it_is_unknown() {
+        let ai = StatsSnapshot {
+            rows: 3,
+            requests: 2,
+            prompt_tokens: 90,
+            completion_tokens: 10,
+            cost_nanos: 1_234_567,
+            ..StatsSnapshot::default()
+        };
+        let line = summary(&ai, Duration::from_millis(500), None).expect("a line");
+        assert!(line.contains(" · 100 tokens · $0.001235 · 0.50s"), "{line}");
+        let unpriced = StatsSnapshot {
+            unpriced_requests: 1,
+            ..ai
+        };
+        let line = summary(&unpriced, Duration::from_millis(500), None).expect("a line");
+        assert!(
+            line.contains(" · 100 tokens · cost unknown · 0.50s"),
+            "{line}"
+        );
     }
 }

@@ -26,6 +26,9 @@ pub struct StatementReport {
     pub rows: u64,
     /// What its AI calls did.
     pub ai: StatsSnapshot,
+    /// What its AI calls cost in USD, at the models' prices; `null` when a model's
+    /// price is unknown (see `blossom.price_input`).
+    pub cost: Option<f64>,
     /// The error, when it failed.
     pub error: Option<String>,
 }
@@ -45,6 +48,8 @@ pub struct RunReport {
     pub statements: Vec<StatementReport>,
     /// Everything the run's AI calls did.
     pub ai: StatsSnapshot,
+    /// What the run's AI calls cost in USD; `null` when a model's price is unknown.
+    pub cost: Option<f64>,
     /// When the response cache could not be used: why, and how many answers were paid
     /// for without it (`ai.uncached_answers`).
     pub cache_unavailable: Option<String>,

@@ -129,6 +129,7 @@ impl Run {
             },
             elapsed_ms: elapsed.as_millis() as u64,
             rows: *result.as_ref().unwrap_or(&0),
+            cost: ai.cost(),
             ai,
             error: result
                 .as_ref()
@@ -169,6 +170,7 @@ impl Run {
                 started_at_unix: unix_seconds(self.started),
                 elapsed_ms: self.clock.elapsed().as_millis() as u64,
                 ai: self.ai_totals(),
+                cost: self.ai_totals().cost(),
                 statements: self.statements.clone(),
                 cache_unavailable: self.cache_unavailable.as_ref().map(|why| {
                     format!(

@@ -101,7 +101,7 @@ fn ask(
             dimensions,
         };
         if scope.dry_run {
-            scope.events.not_sent(request.input_chars());
+            scope.not_sent(request.input_chars(), None, true);
             for (_, ask) in batch {
                 ask.answer(&scope, Err(CallError::DryRun));
             }

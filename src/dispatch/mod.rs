@@ -6,7 +6,8 @@
 //!    queries and processes;
 //! 3. packing ([`packing`]) or embedding batches ([`embedding`]): rows that share an
 //!    instruction go several to a request;
-//! 4. the query's budget ([`QueryBudget`]): an attempt that would go over is not sent;
+//! 4. the query's budget ([`QueryBudget`]: requests, tokens, money): an attempt that
+//!    would go over is not sent;
 //! 5. the endpoint's limits: `blossom.max_concurrency` in flight, `requests_per_minute`,
 //!    a provider-asked pause, and its circuit breaker;
 //! 6. retries with backoff;
@@ -44,7 +45,7 @@ pub use packing::{PackControl, Validate};
 pub use scope::{AnswerResult, CallScope};
 pub use stop::{QueryStop, StopReason};
 
-use crate::config::{OnError, ProviderSettings};
+use crate::config::{OnError, Price, ProviderSettings};
 use crate::error_class::ErrorClass;
 use crate::observe::{CallObserver, SessionStats};
 use crate::provider::{
@@ -246,6 +247,7 @@ impl Dispatcher {
             model: &request.model,
             prompt_chars: request.prompt_chars(),
             max_answer_tokens: request.max_tokens,
+            price: settings.price,
         };
         self.attempts(settings, attempt, query, observer, || async {
             let object_mode =
@@ -283,7 +285,9 @@ impl Dispatcher {
             url: &settings.embeddings_url,
             model: &request.model,
             prompt_chars: request.input_chars(),
-            max_answer_tokens: None,
+            // An embedding has no answer tokens.
+            max_answer_tokens: Some(0),
+            price: settings.embedding_price,
         };
         self.attempts(settings, attempt, query, observer, || async {
             let answer = self
@@ -363,7 +367,12 @@ impl Dispatcher {
                 }
                 let reservation = query
                     .budget
-                    .reserve(attempt.prompt_chars, attempt.max_answer_tokens)
+                    .reserve(
+                        attempt.prompt_chars,
+                        attempt.max_answer_tokens,
+                        attempt.model,
+                        attempt.price,
+                    )
                     .map_err(CallError::OverBudget)?;
                 let in_flight = InFlight::start(observer, attempts > 1);
                 let started = std::time::Instant::now();
@@ -372,6 +381,14 @@ impl Dispatcher {
                 let usage = result.as_ref().ok().and_then(|(_, usage)| *usage);
                 query.budget.settle(reservation, usage);
                 in_flight.finish(latency, usage, result.as_ref().err());
+                if result.is_ok() {
+                    // An answer is paid for at its reported tokens, else at the estimate
+                    // the budget charged; a failed attempt is not billed.
+                    let billed = usage.unwrap_or(reservation.estimate());
+                    observer.charged(attempt.price.map(|price| {
+                        price.cost_nanos(billed.prompt_tokens, billed.completion_tokens)
+                    }));
+                }
                 let usage = usage.unwrap_or_default();
                 match &result {
                     Ok(_) => tracing::debug!(
@@ -511,10 +528,11 @@ impl Drop for InFlight<'_> {
 }
 
 /// What the retry loop needs to know of a request: where it goes, for the spans, and
-/// its size, for the budget.
+/// its size and its model's price, for the budget and the cost.
 struct Attempt<'a> {
     url: &'a str,
     model: &'a str,
     prompt_chars: usize,
     max_answer_tokens: Option<u32>,
+    price: Option<Price>,
 }

@@ -323,7 +323,7 @@ fn ask(
             response_format: None,
         };
         if scope.dry_run {
-            scope.events.not_sent(request.prompt_chars());
+            scope.not_sent(request.prompt_chars(), request.max_tokens, false);
             for row in pack {
                 row.answer(&scope, Err(CallError::DryRun));
             }
@@ -415,7 +415,7 @@ async fn ask_all(
 /// Asks a row with its own request.
 async fn ask_alone(row: Unanswered, scope: &CallScope) {
     let result = if scope.dry_run {
-        scope.events.not_sent(row.request.prompt_chars());
+        scope.not_sent(row.request.prompt_chars(), row.request.max_tokens, false);
         Err(CallError::DryRun)
     } else {
         scope.send(&row.request).await

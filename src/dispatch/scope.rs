@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::budget::estimate_tokens;
 use super::{
     AnswerMemo, Answered, CacheKey, CallError, Dispatcher, QueryControl, ResponseCache, StopReason,
 };
@@ -78,7 +79,7 @@ impl CallScope {
                         return Ok(answer);
                     }
                     if scope.dry_run {
-                        scope.events.not_sent(request.prompt_chars());
+                        scope.not_sent(request.prompt_chars(), request.max_tokens, false);
                         return Err(CallError::DryRun);
                     }
                     let result = scope.send(&request).await;
@@ -94,6 +95,27 @@ impl CallScope {
             self.events.dedup_hit();
         }
         result
+    }
+
+    /// Reports a request a dry run does not send: its characters, and the cost of its
+    /// prompt and longest answer (`max_answer_tokens`, 0 when unset) at the price of
+    /// the chat model, or of the embedding model when `embedding`.
+    pub(super) fn not_sent(
+        &self,
+        prompt_chars: usize,
+        max_answer_tokens: Option<u32>,
+        embedding: bool,
+    ) {
+        let price = if embedding {
+            self.settings.embedding_price
+        } else {
+            self.settings.price
+        };
+        let estimate = estimate_tokens(prompt_chars, max_answer_tokens);
+        self.events.not_sent(
+            prompt_chars,
+            price.map(|p| p.cost_nanos(estimate.prompt_tokens, estimate.completion_tokens)),
+        );
     }
 
     /// The keys of a chat request: for the query's memo and for the response cache.

@@ -33,8 +33,9 @@ pub trait CallObserver: Send + Sync {
     fn answer_not_cached(&self) {}
 
     /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
-    /// characters.
-    fn not_sent(&self, _prompt_chars: usize) {}
+    /// characters, whose prompt and longest answer (`max_answer_tokens`, 0 when unset)
+    /// cost `cost_nanos` nano-USD at the model's price (`None` when it is unknown).
+    fn not_sent(&self, _prompt_chars: usize, _cost_nanos: Option<u64>) {}
 
     /// The pack size in force after a packed answer was judged.
     fn pack_size(&self, _rows: u64) {}
@@ -58,6 +59,10 @@ pub trait CallObserver: Send + Sync {
         _error: Option<&ProviderError>,
     ) {
     }
+
+    /// What an answered attempt cost, in nano-USD: its tokens (as the provider reported
+    /// them, else as estimated) at the model's price; `None` when the price is unknown.
+    fn charged(&self, _cost_nanos: Option<u64>) {}
 
     /// An attempt in flight was dropped (its query stopped) before it came back.
     fn attempt_dropped(&self) {}
@@ -152,8 +157,8 @@ impl CallObserver for CallEvents {
         self.session.answer_not_cached();
     }
 
-    fn not_sent(&self, prompt_chars: usize) {
-        self.function.not_sent(prompt_chars);
+    fn not_sent(&self, prompt_chars: usize, cost_nanos: Option<u64>) {
+        self.function.not_sent(prompt_chars, cost_nanos);
     }
 
     fn pack_size(&self, rows: u64) {
@@ -186,6 +191,13 @@ impl CallObserver for CallEvents {
         let usage = usage.unwrap_or_default();
         self.session
             .request_finished(usage.prompt_tokens, usage.completion_tokens);
+    }
+
+    fn charged(&self, cost_nanos: Option<u64>) {
+        self.function.charged(cost_nanos);
+        if !self.dry_run {
+            self.session.charged(cost_nanos);
+        }
     }
 
     fn attempt_dropped(&self) {

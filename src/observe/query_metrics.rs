@@ -1,6 +1,6 @@
 //! Per-query, per-function metrics of AI calls, kept per session and queryable as the
 //! table `blossom_metrics()`: rows, unique prompts, cache and dedup hits, requests,
-//! retries by cause, failures, tokens, latency percentiles and time throttled.
+//! retries by cause, failures, tokens, cost, latency percentiles and time throttled.
 //!
 //! ```sql
 //! SELECT sentiment(text) FROM 'data/reviews.csv';
@@ -23,6 +23,7 @@ use datafusion::prelude::SessionContext;
 use hdrhistogram::Histogram;
 
 use super::error_log::now_unix_ms;
+use crate::config::NANO_USD_PER_USD;
 use crate::error_class::ErrorClass;
 use crate::provider::TokenUsage;
 
@@ -84,6 +85,7 @@ impl MetricsLog {
             Field::new("pack_rows", DataType::UInt64, true),
             count("input_tokens"),
             count("output_tokens"),
+            Field::new("cost", DataType::Float64, true),
             millis("latency_p50_ms"),
             millis("latency_p95_ms"),
             millis("latency_max_ms"),
@@ -127,6 +129,7 @@ impl MetricsLog {
             )),
             count(|s| s.input_tokens),
             count(|s| s.output_tokens),
+            millis(|s| s.cost),
             millis(|s| s.latency_ms.map(|l| l.p50)),
             millis(|s| s.latency_ms.map(|l| l.p95)),
             millis(|s| s.latency_ms.map(|l| l.max)),
@@ -239,6 +242,10 @@ struct Counters {
     repacked_rows: AtomicU64,
     pack_rows: AtomicU64,
     incomplete_estimates: AtomicU64,
+    cost_nanos: AtomicU64,
+    unpriced_requests: AtomicU64,
+    not_sent_cost_nanos: AtomicU64,
+    not_sent_unpriced: AtomicU64,
 }
 
 /// The metrics of one AI function within one query. It does not hold the query, so that
@@ -305,9 +312,21 @@ impl FunctionMetrics {
 
     /// A request a dry run (`blossom_estimate`) would have sent, of `prompt_chars`
     /// characters.
-    pub(crate) fn not_sent(&self, prompt_chars: usize) {
+    pub(crate) fn not_sent(&self, prompt_chars: usize, cost_nanos: Option<u64>) {
         add(&self.counters.not_sent, 1);
         add(&self.counters.not_sent_prompt_chars, prompt_chars as u64);
+        match cost_nanos {
+            Some(nanos) => add(&self.counters.not_sent_cost_nanos, nanos),
+            None => add(&self.counters.not_sent_unpriced, 1),
+        }
+    }
+
+    /// What an answered attempt cost, in nano-USD; `None` when its price is unknown.
+    pub(crate) fn charged(&self, cost_nanos: Option<u64>) {
+        match cost_nanos {
+            Some(nanos) => add(&self.counters.cost_nanos, nanos),
+            None => add(&self.counters.unpriced_requests, 1),
+        }
     }
 
     /// The counters now, with latency percentiles.
@@ -343,6 +362,8 @@ impl FunctionMetrics {
             incomplete_estimates: get(&c.incomplete_estimates),
             not_sent: get(&c.not_sent),
             not_sent_prompt_chars: get(&c.not_sent_prompt_chars),
+            cost: usd(get(&c.cost_nanos), get(&c.unpriced_requests)),
+            not_sent_cost: usd(get(&c.not_sent_cost_nanos), get(&c.not_sent_unpriced)),
         }
     }
 }
@@ -372,6 +393,11 @@ impl FunctionMetrics {
     pub(crate) fn retrying(&self, class: ErrorClass) {
         add(&self.counters.retries[Cause::of(class) as usize], 1);
     }
+}
+
+/// `nanos` nano-USD in USD, or `None` (unknown) when `unpriced` requests had no price.
+fn usd(nanos: u64, unpriced: u64) -> Option<f64> {
+    (unpriced == 0).then(|| nanos as f64 / NANO_USD_PER_USD)
 }
 
 /// Request latency percentiles, in milliseconds.
@@ -412,6 +438,10 @@ pub struct Snapshot {
     pub input_tokens: u64,
     /// Answer tokens the provider reported.
     pub output_tokens: u64,
+    /// USD the answered requests cost: their tokens (as reported, else as estimated)
+    /// at the model's price; 0 when nothing was sent (cache and dedup hits cost
+    /// nothing); `None` when a request's model has no known price.
+    pub cost: Option<f64>,
     /// Latency of the requests sent; `None` when none was.
     pub latency_ms: Option<Latency>,
     /// Time requests waited for the rate limit or a provider-asked pause.
@@ -427,6 +457,10 @@ pub struct Snapshot {
     pub not_sent: u64,
     /// Their characters.
     pub not_sent_prompt_chars: u64,
+    /// Their cost in USD: prompts and longest answers (`max_answer_tokens`, 0 when
+    /// unset, so then a lower bound) at the model's price; `None` when the price is
+    /// unknown.
+    pub not_sent_cost: Option<f64>,
 }
 
 /// `blossom_metrics()`: the session's per-query, per-function metrics as a table.
@@ -514,6 +548,32 @@ mod tests {
         assert!((49.0..=51.0).contains(&latency.p50), "{latency:?}");
         assert!((94.0..=96.0).contains(&latency.p95), "{latency:?}");
         assert!((99.0..=101.0).contains(&latency.max), "{latency:?}");
+    }
+
+    #[test]
+    fn cost_adds_up_and_is_unknown_once_a_request_has_no_price() {
+        let (log, query) = query();
+        let priced = query.function("sentiment");
+        priced.charged(Some(1_500));
+        priced.charged(Some(500));
+        query.function("enhance").cache_hit();
+        let unpriced = query.function("summarize");
+        unpriced.charged(Some(1_000));
+        unpriced.charged(None);
+        let batch = log.batch().unwrap();
+        let cost = batch
+            .column_by_name("cost")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .clone();
+        assert_eq!(cost.value(0), 2e-6);
+        assert_eq!(cost.value(1), 0.0, "cache hits cost nothing");
+        assert!(
+            datafusion::arrow::array::Array::is_null(&cost, 2),
+            "unknown, not 0"
+        );
     }
 
     #[test]

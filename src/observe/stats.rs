@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use crate::config::NANO_USD_PER_USD;
+
 /// Counters of everything AI functions did in a session, since it started.
 #[derive(Debug, Default)]
 pub struct SessionStats {
@@ -30,6 +32,8 @@ pub struct SessionStats {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     uncached_answers: AtomicU64,
+    cost_nanos: AtomicU64,
+    unpriced_requests: AtomicU64,
     /// Why the response cache asked for could not be used, once it could not.
     cache_unavailable: Mutex<Option<String>>,
 }
@@ -61,9 +65,21 @@ pub struct StatsSnapshot {
     /// the cache asked for could not be used (another process had it open): each was
     /// paid for without the cache, and a rerun pays for it again.
     pub uncached_answers: u64,
+    /// Nano-USD the answered requests with a known price cost (see [`Self::cost`]).
+    #[serde(skip)]
+    pub cost_nanos: u64,
+    /// Answered requests whose model has no known price: while there are any, the
+    /// cost is unknown.
+    pub unpriced_requests: u64,
 }
 
 impl StatsSnapshot {
+    /// USD the answered requests cost, at their models' prices; `None` (unknown) when a
+    /// request's model has no known price. Cached and deduplicated answers cost 0.
+    pub fn cost(&self) -> Option<f64> {
+        (self.unpriced_requests == 0).then(|| self.cost_nanos as f64 / NANO_USD_PER_USD)
+    }
+
     /// What happened between `before` and this snapshot (`in_flight` is this one's).
     pub fn since(&self, before: &StatsSnapshot) -> StatsSnapshot {
         StatsSnapshot {
@@ -96,6 +112,8 @@ impl StatsSnapshot {
             prompt_tokens: op(self.prompt_tokens, other.prompt_tokens),
             completion_tokens: op(self.completion_tokens, other.completion_tokens),
             uncached_answers: op(self.uncached_answers, other.uncached_answers),
+            cost_nanos: op(self.cost_nanos, other.cost_nanos),
+            unpriced_requests: op(self.unpriced_requests, other.unpriced_requests),
         }
     }
 }
@@ -120,6 +138,8 @@ impl SessionStats {
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
             uncached_answers: get(&self.uncached_answers),
+            cost_nanos: get(&self.cost_nanos),
+            unpriced_requests: get(&self.unpriced_requests),
         }
     }
 
@@ -165,6 +185,13 @@ impl SessionStats {
         add(&self.in_flight, 1);
         if retry {
             add(&self.retries, 1);
+        }
+    }
+
+    pub(crate) fn charged(&self, cost_nanos: Option<u64>) {
+        match cost_nanos {
+            Some(nanos) => add(&self.cost_nanos, nanos),
+            None => add(&self.unpriced_requests, 1),
         }
     }
 

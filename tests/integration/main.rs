@@ -8,6 +8,7 @@ mod codec;
 mod common;
 mod convert;
 mod copy;
+mod cost;
 mod dispatch;
 mod errors;
 mod estimate;
