@@ -43,11 +43,13 @@ pub enum ErrorClass {
     InvalidField,
     /// A prompt that cannot be made to fit `blossom.max_prompt_chars`.
     PromptTooLong,
+    /// A line of a streaming source that is no record of the table's schema.
+    MalformedRecord,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::RateLimited,
         Self::ServerError,
         Self::ClientError,
@@ -59,6 +61,7 @@ impl ErrorClass {
         Self::InvalidAnswer,
         Self::InvalidField,
         Self::PromptTooLong,
+        Self::MalformedRecord,
     ];
 
     /// The class's stable name, as logs, `blossom_errors()` and `blossom_metrics()`
@@ -76,6 +79,7 @@ impl ErrorClass {
             Self::InvalidAnswer => "invalid_answer",
             Self::InvalidField => "invalid_field",
             Self::PromptTooLong => "prompt_too_long",
+            Self::MalformedRecord => "malformed_record",
         }
     }
 

@@ -22,6 +22,7 @@ use crate::functions;
 use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats};
 use crate::planning::{LiftAiCalls, PlanAiCalls};
 use crate::sim::Simulator;
+use crate::streaming::NdjsonTableFactory;
 
 /// The model name sessions ask the simulator for.
 const SIMULATOR_MODEL: &str = "blossom-sim";
@@ -170,6 +171,16 @@ impl BlossomSessionBuilder {
         // spelling of ai_extract(), as EXTRACT.
         if let Some(planners) = builder.expr_planners() {
             planners.insert(0, Arc::new(functions::ExtractPlanner::default()));
+        }
+        // STORED AS NDJSON with a stream's location reads the stream; other locations
+        // stay DataFusion's.
+        if let Some(factories) = builder.table_factories()
+            && let Some(fallback) = factories.get("NDJSON").cloned()
+        {
+            factories.insert(
+                "NDJSON".to_string(),
+                Arc::new(NdjsonTableFactory::new(fallback)),
+            );
         }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);

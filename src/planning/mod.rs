@@ -7,6 +7,7 @@
 mod join;
 mod lift;
 mod rule;
+mod unbounded;
 mod waves;
 
 pub use lift::{LiftAiCalls, lift};

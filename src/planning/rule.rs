@@ -22,6 +22,7 @@ use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use super::join::{AiJoin, project};
+use super::unbounded::pass_rows_on;
 use super::waves::ask_in_waves;
 use crate::config::{BlossomOptions, DEFAULT_JOIN_BLOCK};
 use crate::execution::{AiCall, AiExec, Guard, Truth};
@@ -55,7 +56,7 @@ impl PhysicalOptimizerRule for PlanAiCalls {
                 .map_or(DEFAULT_JOIN_BLOCK, |options| options.join_block),
         };
         let plan = plan.transform_up(|node| planner.rewrite(node)).data()?;
-        ask_in_waves(plan)
+        pass_rows_on(ask_in_waves(plan)?)
     }
 
     fn name(&self) -> &str {

@@ -20,4 +20,5 @@ mod repl;
 mod score;
 mod secrets;
 mod stop;
+mod streams;
 mod structured;

@@ -1,0 +1,71 @@
+//! [`NdjsonTableFactory`]: `CREATE [UNBOUNDED] EXTERNAL TABLE ... STORED AS NDJSON` with a
+//! stream's location (`http(s)://`, `ws(s)://`, `/dev/stdin`) makes a streaming table;
+//! any other location is left to DataFusion's own factory, unchanged.
+//!
+//! ```sql
+//! CREATE UNBOUNDED EXTERNAL TABLE events (id BIGINT, text VARCHAR, sent_at DOUBLE)
+//!   STORED AS NDJSON LOCATION 'ws://127.0.0.1:9001/events';
+//! CREATE EXTERNAL TABLE logs STORED AS NDJSON LOCATION 'data/logs.json';  -- DataFusion's
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{Result, plan_err};
+use datafusion::logical_expr::CreateExternalTable;
+
+use super::source::{Location, NdjsonSource, SourceOptions};
+use crate::observe::ErrorLog;
+
+/// Makes streaming NDJSON tables, and hands other `NDJSON` tables to `fallback`.
+#[derive(Debug)]
+pub struct NdjsonTableFactory {
+    fallback: Arc<dyn TableProviderFactory>,
+}
+
+impl NdjsonTableFactory {
+    /// A factory handing tables that are not streams to `fallback` (DataFusion's).
+    pub fn new(fallback: Arc<dyn TableProviderFactory>) -> Self {
+        Self { fallback }
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for NdjsonTableFactory {
+    async fn create(
+        &self,
+        state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let [location] = cmd.locations.as_slice() else {
+            return self.fallback.create(state, cmd).await;
+        };
+        let Some(location) = Location::parse(location) else {
+            return self.fallback.create(state, cmd).await;
+        };
+        let schema: Schema = cmd.schema.as_arrow().clone();
+        if schema.fields().is_empty() {
+            return plan_err!(
+                "CREATE EXTERNAL TABLE {}: a stream's columns must be declared, e.g. \
+                 (id BIGINT, text VARCHAR); they are not inferred from its records",
+                cmd.name
+            );
+        }
+        if !cmd.unbounded {
+            return plan_err!(
+                "CREATE EXTERNAL TABLE {} reads the stream {location}: write CREATE UNBOUNDED \
+                 EXTERNAL TABLE, since it has no end known in advance",
+                cmd.name
+            );
+        }
+        let options = SourceOptions::parse(&cmd.options)?;
+        let errors = state.config().get_extension::<ErrorLog>();
+        let source = NdjsonSource::try_new(Arc::new(schema.clone()), location, options, errors)?;
+        let table = StreamingTable::try_new(Arc::new(schema), vec![Arc::new(source)])?
+            .with_infinite_table(true);
+        Ok(Arc::new(table))
+    }
+}

@@ -1,0 +1,338 @@
+//! Unbounded NDJSON sources against real servers on 127.0.0.1: a chunked HTTP stream
+//! that trickles records (rows come out before the stream ends), drops mid-line
+//! (reconnected, the cut line recorded), carries a bad line (recorded in
+//! `blossom_errors()` and the dead-letter file, the stream goes on), refuses with a 404
+//! (the query fails naming the source), wants a header (read from the environment);
+//! and a WebSocket server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blossom_sql::sim::{SimConfig, sentiment_label};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionContext;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::common::*;
+
+/// What one connection to the test server does.
+#[derive(Clone)]
+struct Script {
+    status: u16,
+    lines: Vec<String>,
+    /// Between lines.
+    pause: Duration,
+    /// After the lines: bytes of a cut line, then the socket closes without ending the
+    /// chunked body.
+    cut: Option<String>,
+}
+
+impl Script {
+    fn lines(lines: Vec<String>, pause: Duration) -> Self {
+        Self {
+            status: 200,
+            lines,
+            pause,
+            cut: None,
+        }
+    }
+}
+
+/// An HTTP server answering each connection with the next script (the last one again
+/// when they run out), counting the lines it has sent and keeping the requests' heads.
+struct StreamServer {
+    url: String,
+    sent: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl StreamServer {
+    async fn start(scripts: Vec<Script>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/stream", listener.local_addr().unwrap());
+        let sent = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (counter, kept) = (Arc::clone(&sent), Arc::clone(&heads));
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let script = scripts[n.min(scripts.len() - 1)].clone();
+                n += 1;
+                let (counter, kept) = (Arc::clone(&counter), Arc::clone(&kept));
+                tokio::spawn(async move {
+                    let mut head = vec![0u8; 4096];
+                    let read = socket.read(&mut head).await.unwrap_or(0);
+                    kept.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head[..read]).into_owned());
+                    let reason = if script.status == 200 { "OK" } else { "Nope" };
+                    let start = format!(
+                        "HTTP/1.1 {} {reason}\r\ncontent-type: application/x-ndjson\r\n\
+                         transfer-encoding: chunked\r\n\r\n",
+                        script.status
+                    );
+                    if socket.write_all(start.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for line in &script.lines {
+                        let line = format!("{line}\n");
+                        let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+                        if socket.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(script.pause).await;
+                    }
+                    if let Some(cut) = &script.cut {
+                        let chunk = format!("{:x}\r\n{cut}\r\n", cut.len());
+                        let _ = socket.write_all(chunk.as_bytes()).await;
+                        return;
+                    }
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        Self { url, sent, heads }
+    }
+}
+
+fn record(id: usize) -> String {
+    let mood = ["great and fast", "arrived broken", "a plain box"][id % 3];
+    format!("{{\"id\": {id}, \"text\": \"order {id} {mood}\", \"sent_at\": 1.5}}")
+}
+
+async fn create(ctx: &SessionContext, location: &str, options: &str) {
+    ctx.sql(&format!(
+        "CREATE UNBOUNDED EXTERNAL TABLE events (id BIGINT, text VARCHAR, sent_at DOUBLE) \
+         STORED AS NDJSON LOCATION '{location}'{options}"
+    ))
+    .await
+    .expect("the table is created");
+}
+
+/// The `(id, sentiment)` rows of `sql`, and how many lines the server had sent when the
+/// first row came out.
+async fn rows_of(
+    ctx: &SessionContext,
+    sql: &str,
+    sent: &AtomicUsize,
+) -> (Vec<(i64, String)>, Option<usize>) {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut stream = execute_stream(plan, ctx.task_ctx()).unwrap();
+    let mut rows = Vec::new();
+    let mut sent_at_first = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        if batch.num_rows() > 0 && sent_at_first.is_none() {
+            sent_at_first = Some(sent.load(Ordering::SeqCst));
+        }
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let labels = datafusion::arrow::compute::cast(
+            batch.column(1),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let labels = labels.as_string::<i32>();
+        for i in 0..ids.len() {
+            rows.push((ids.value(i), labels.value(i).to_string()));
+        }
+    }
+    (rows, sent_at_first)
+}
+
+fn expected(ids: impl Iterator<Item = usize>) -> Vec<(i64, String)> {
+    ids.map(|id| {
+        let text = format!(
+            "order {id} {}",
+            ["great and fast", "arrived broken", "a plain box"][id % 3]
+        );
+        (id as i64, sentiment_label(&text).to_string())
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_http_stream_gives_rows_before_it_ends() {
+    let sim = simulator(SimConfig::default()).await;
+    let lines: Vec<String> = (0..20).map(record).collect();
+    let server = StreamServer::start(vec![Script::lines(lines, Duration::from_millis(30))]).await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, &server.url, "").await;
+    let (rows, sent_at_first) = rows_of(
+        &ctx,
+        "SELECT id, sentiment(text) AS s FROM events WHERE text <> ''",
+        &server.sent,
+    )
+    .await;
+    assert_eq!(rows, expected(0..20));
+    let sent_at_first = sent_at_first.unwrap();
+    assert!(
+        sent_at_first < 20,
+        "the first row came out only after all {sent_at_first} lines were sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_is_recorded_and_the_stream_goes_on() {
+    let sim = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let mut lines: Vec<String> = (0..6).map(record).collect();
+    lines.insert(3, "{\"id\": \"three\", \"text\": \"x\"}".to_string());
+    lines.insert(1, "this is not json".to_string());
+    let server = StreamServer::start(vec![Script::lines(lines, Duration::ZERO)]).await;
+    let ctx = session(&sim, &[]);
+    create(
+        &ctx,
+        &server.url,
+        &format!(" OPTIONS ('dead_letter' '{}')", dead.display()),
+    )
+    .await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    assert_eq!(rows, expected(0..6));
+    let errors = column(
+        &ctx,
+        "SELECT input FROM blossom_errors() WHERE error_class = 'malformed_record' ORDER BY input",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        errors.into_iter().flatten().collect::<Vec<_>>(),
+        ["this is not json", "{\"id\": \"three\", \"text\": \"x\"}"]
+    );
+    let dead_lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead_lines.len(), 2);
+    assert_eq!(dead_lines[0]["line"], "this is not json");
+    assert_eq!(dead_lines[0]["source"], server.url.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_made_again() {
+    let sim = simulator(SimConfig::default()).await;
+    let first = Script {
+        cut: Some("{\"id\": 99, \"te".to_string()),
+        ..Script::lines((0..5).map(record).collect(), Duration::ZERO)
+    };
+    let second = Script::lines((5..10).map(record).collect(), Duration::ZERO);
+    let server = StreamServer::start(vec![first, second]).await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, &server.url, " OPTIONS ('reconnect_initial_ms' '10')").await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    assert_eq!(rows, expected(0..10));
+    assert_eq!(server.heads.lock().unwrap().len(), 2, "one reconnect");
+    let errors = column(&ctx, "SELECT message FROM blossom_errors()")
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .as_deref()
+            .unwrap()
+            .contains("cut by a disconnect")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_source_fails_the_query_naming_it() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = StreamServer::start(vec![Script {
+        status: 404,
+        ..Script::lines(Vec::new(), Duration::ZERO)
+    }])
+    .await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, &server.url, "").await;
+    let error = ctx
+        .sql("SELECT id FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("a 404 fails the query");
+    let message = error.to_string();
+    assert!(
+        message.contains(&server.url) && message.contains("404"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_come_from_the_environment_only() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = StreamServer::start(vec![Script::lines(
+        (0..2).map(record).collect(),
+        Duration::ZERO,
+    )])
+    .await;
+    let ctx = session(&sim, &[]);
+    let refused = ctx
+        .sql(&format!(
+            "CREATE UNBOUNDED EXTERNAL TABLE plain (id BIGINT) STORED AS NDJSON \
+             LOCATION '{}' OPTIONS ('header.authorization' 'Bearer tok-visible')",
+            server.url
+        ))
+        .await
+        .expect_err("a plain-text header is refused");
+    assert!(refused.to_string().contains("env:VARIABLE"), "{refused}");
+    assert!(!refused.to_string().contains("tok-visible"));
+
+    // SAFETY: the variable is only read by this test's source.
+    unsafe { std::env::set_var("BLOSSOM_TEST_STREAM_TOKEN", "Bearer tok-from-env") };
+    create(
+        &ctx,
+        &server.url,
+        " OPTIONS ('header.authorization' 'env:BLOSSOM_TEST_STREAM_TOKEN')",
+    )
+    .await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    assert_eq!(rows.len(), 2);
+    let heads = server.heads.lock().unwrap().clone();
+    assert!(
+        heads[0]
+            .to_lowercase()
+            .contains("authorization: bearer tok-from-env"),
+        "{heads:?}"
+    );
+    let plan = physical_plan(&ctx, "SELECT id FROM events").await;
+    assert!(!plan.contains("tok-from-env"), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_source_gives_each_message_s_records() {
+    let sim = simulator(SimConfig::default()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        use tokio_tungstenite::tungstenite::Message;
+        for id in 0..6 {
+            ws.send(Message::text(record(id))).await.unwrap();
+        }
+        // Two records in one message.
+        ws.send(Message::text(format!("{}\n{}", record(6), record(7))))
+            .await
+            .unwrap();
+        ws.close(None).await.unwrap();
+    });
+    let ctx = session(&sim, &[]);
+    create(&ctx, &url, "").await;
+    let sent = AtomicUsize::new(0);
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &sent).await;
+    assert_eq!(rows, expected(0..8));
+}
