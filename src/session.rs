@@ -19,7 +19,7 @@ use crate::estimate::EstimateTable;
 use crate::execution::AiServices;
 use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
-use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats};
+use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats, StreamStats};
 use crate::planning::{LiftAiCalls, PlanAiCalls};
 use crate::sim::Simulator;
 use crate::streaming::NdjsonTableFactory;
@@ -148,7 +148,8 @@ impl BlossomSessionBuilder {
             .with_extension(stats)
             .with_extension(Arc::clone(&errors))
             .with_extension(Arc::clone(&metrics))
-            .with_extension(Arc::new(services));
+            .with_extension(Arc::new(services))
+            .with_extension(Arc::new(StreamStats::default()));
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =

@@ -14,9 +14,11 @@ mod events;
 mod operator_metrics;
 pub mod query_metrics;
 pub mod stats;
+pub mod stream_stats;
 
 pub use error_log::{ErrorLog, ErrorsTable, RowError, error_log};
 pub use events::{CallEvents, CallObserver, Unobserved};
 pub use operator_metrics::AiMetrics;
 pub use query_metrics::{FunctionMetrics, MetricsLog, MetricsTable, QueryMetrics, metrics_log};
 pub use stats::{SessionStats, StatsSnapshot, session_stats};
+pub use stream_stats::{StreamSnapshot, StreamStats};

@@ -17,8 +17,8 @@ use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::CreateExternalTable;
 
-use super::source::{Location, NdjsonSource, SourceOptions};
-use crate::observe::ErrorLog;
+use super::source::{Location, NdjsonSource, Observers, SourceOptions};
+use crate::observe::{ErrorLog, StreamStats};
 
 /// Makes streaming NDJSON tables, and hands other `NDJSON` tables to `fallback`.
 #[derive(Debug)]
@@ -62,8 +62,11 @@ impl TableProviderFactory for NdjsonTableFactory {
             );
         }
         let options = SourceOptions::parse(&cmd.options)?;
-        let errors = state.config().get_extension::<ErrorLog>();
-        let source = NdjsonSource::try_new(Arc::new(schema.clone()), location, options, errors)?;
+        let observers = Observers {
+            errors: state.config().get_extension::<ErrorLog>(),
+            stats: state.config().get_extension::<StreamStats>(),
+        };
+        let source = NdjsonSource::try_new(Arc::new(schema.clone()), location, options, observers)?;
         let table = StreamingTable::try_new(Arc::new(schema), vec![Arc::new(source)])?
             .with_infinite_table(true);
         Ok(Arc::new(table))

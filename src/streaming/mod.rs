@@ -7,4 +7,4 @@ mod ndjson;
 mod source;
 
 pub use factory::NdjsonTableFactory;
-pub use source::{Location, NdjsonSource, SourceOptions};
+pub use source::{Location, NdjsonSource, Observers, SourceOptions};

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use super::ndjson::{BadLine, BadLines, Chunk, records};
 use crate::error_class::ErrorClass;
 use crate::observe::error_log::now_unix_ms;
-use crate::observe::{ErrorLog, RowError};
+use crate::observe::{ErrorLog, RowError, StreamStats};
 
 /// Chunks of bytes read ahead of the query, at most.
 const CHANNEL_CHUNKS: usize = 16;
@@ -212,12 +212,20 @@ pub(crate) fn env_reference(key: &str, value: &str) -> Result<String> {
     }
 }
 
+/// Where a source reports: the session's error log (`blossom_errors()`) and its
+/// streaming counters.
+#[derive(Debug, Clone, Default)]
+pub struct Observers {
+    pub errors: Option<Arc<ErrorLog>>,
+    pub stats: Option<Arc<StreamStats>>,
+}
+
 /// One partition of an unbounded NDJSON table: each scan connects anew.
 pub struct NdjsonSource {
     schema: SchemaRef,
     location: Location,
     options: SourceOptions,
-    errors: Option<Arc<ErrorLog>>,
+    observers: Observers,
     /// Bad lines are appended here, in order.
     dead_letter: Option<Arc<Mutex<std::fs::File>>>,
 }
@@ -232,14 +240,14 @@ impl fmt::Debug for NdjsonSource {
 }
 
 impl NdjsonSource {
-    /// The source of `schema`'s records at `location`; bad lines are recorded in
-    /// `errors` (`blossom_errors()`) and the dead-letter file, which is opened (for
+    /// The source of `schema`'s records at `location`; bad lines are recorded in the
+    /// error log (`blossom_errors()`) and the dead-letter file, which is opened (for
     /// appending) now, so that a path that cannot be written fails `CREATE`.
     pub fn try_new(
         schema: SchemaRef,
         location: Location,
         options: SourceOptions,
-        errors: Option<Arc<ErrorLog>>,
+        observers: Observers,
     ) -> Result<Self> {
         let dead_letter = match &options.dead_letter {
             Some(path) => {
@@ -261,18 +269,22 @@ impl NdjsonSource {
             schema,
             location,
             options,
-            errors,
+            observers,
             dead_letter,
         })
     }
 
     /// Where this source's bad lines go.
     fn bad_lines(&self) -> BadLines {
-        let errors = self.errors.clone();
+        let errors = self.observers.errors.clone();
+        let stats = self.observers.stats.clone();
         let dead_letter = self.dead_letter.clone();
         let location = self.location.to_string();
         Arc::new(move |bad: BadLine| {
             tracing::warn!("{location}: a line is skipped: {}", bad.why);
+            if let Some(stats) = &stats {
+                stats.malformed();
+            }
             if let Some(errors) = &errors {
                 errors.record(RowError {
                     query_id: 0,
@@ -311,15 +323,22 @@ impl PartitionStream for NdjsonSource {
         let reader = Reader {
             location: self.location.clone(),
             options: self.options.clone(),
+            stats: self.observers.stats.clone(),
             tx,
         };
         tokio::spawn(reader.run());
+        let stats = self.observers.stats.clone();
         let stream = records(
             Arc::clone(&self.schema),
             rx,
             self.options.max_batch_rows,
             self.bad_lines(),
-        );
+        )
+        .inspect(move |batch| {
+            if let (Some(stats), Ok(batch)) = (&stats, batch) {
+                stats.read(batch.num_rows() as u64);
+            }
+        });
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
@@ -332,6 +351,7 @@ impl PartitionStream for NdjsonSource {
 struct Reader {
     location: Location,
     options: SourceOptions,
+    stats: Option<Arc<StreamStats>>,
     tx: mpsc::Sender<Chunk>,
 }
 
@@ -353,8 +373,13 @@ impl Reader {
         let mut wait = self.options.reconnect_initial;
         let mut first = true;
         loop {
-            if !first && self.tx.send(Chunk::Reconnected).await.is_err() {
-                return;
+            if !first {
+                if let Some(stats) = &self.stats {
+                    stats.reconnected();
+                }
+                if self.tx.send(Chunk::Reconnected).await.is_err() {
+                    return;
+                }
             }
             first = false;
             let ended = match &self.location {

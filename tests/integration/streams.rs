@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use blossom_sql::observe::StreamStats;
 use blossom_sql::sim::{SimConfig, sentiment_label};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
@@ -235,6 +236,16 @@ async fn a_dropped_connection_is_made_again() {
     let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
     assert_eq!(rows, expected(0..10));
     assert_eq!(server.heads.lock().unwrap().len(), 2, "one reconnect");
+    let stats = ctx
+        .state()
+        .config()
+        .get_extension::<StreamStats>()
+        .unwrap()
+        .snapshot();
+    assert_eq!(
+        (stats.records_in, stats.malformed, stats.reconnects),
+        (10, 1, 1)
+    );
     let errors = column(&ctx, "SELECT message FROM blossom_errors()")
         .await
         .unwrap();
