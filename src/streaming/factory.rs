@@ -17,7 +17,7 @@ use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::CreateExternalTable;
 
-use super::source::{Location, NdjsonSource, Observers, SourceOptions};
+use super::source::{Location, NdjsonSource, Observers, SourceOptions, infer};
 use crate::observe::{ErrorLog, StreamStats};
 
 /// Makes streaming NDJSON tables, and hands other `NDJSON` tables to `fallback`.
@@ -46,14 +46,6 @@ impl TableProviderFactory for NdjsonTableFactory {
         let Some(location) = Location::parse(location) else {
             return self.fallback.create(state, cmd).await;
         };
-        let schema: Schema = cmd.schema.as_arrow().clone();
-        if schema.fields().is_empty() {
-            return plan_err!(
-                "CREATE EXTERNAL TABLE {}: a stream's columns must be declared, e.g. \
-                 (id BIGINT, text VARCHAR); they are not inferred from its records",
-                cmd.name
-            );
-        }
         if !cmd.unbounded {
             return plan_err!(
                 "CREATE EXTERNAL TABLE {} reads the stream {location}: write CREATE UNBOUNDED \
@@ -62,11 +54,24 @@ impl TableProviderFactory for NdjsonTableFactory {
             );
         }
         let options = SourceOptions::parse(&cmd.options)?;
+        let declared: Schema = cmd.schema.as_arrow().clone();
+        // Columns left out are inferred from the first records, which the first scan
+        // still reads.
+        let (schema, primed) = if declared.fields().is_empty() {
+            let (schema, primed) = infer(&location, &options).await?;
+            (schema.as_ref().clone(), Some(primed))
+        } else {
+            (declared, None)
+        };
         let observers = Observers {
             errors: state.config().get_extension::<ErrorLog>(),
             stats: state.config().get_extension::<StreamStats>(),
         };
-        let source = NdjsonSource::try_new(Arc::new(schema.clone()), location, options, observers)?;
+        let mut source =
+            NdjsonSource::try_new(Arc::new(schema.clone()), location, options, observers)?;
+        if let Some(primed) = primed {
+            source = source.with_primed(primed);
+        }
         let table = StreamingTable::try_new(Arc::new(schema), vec![Arc::new(source)])?
             .with_infinite_table(true);
         Ok(Arc::new(table))

@@ -220,12 +220,75 @@ pub struct Observers {
     pub stats: Option<Arc<StreamStats>>,
 }
 
-/// One partition of an unbounded NDJSON table: each scan connects anew.
+/// How many records a stream's columns are inferred from, when `CREATE` does not
+/// declare them.
+pub const INFER_RECORDS: usize = 100;
+
+/// How long `CREATE` waits for those records before inferring from what came.
+pub const INFER_WAIT: Duration = Duration::from_secs(5);
+
+/// A connection opened by `CREATE` to infer the columns: the chunks read so far and
+/// the rest of the stream, handed to the first scan so no record is lost.
+pub struct Primed {
+    read: Vec<Chunk>,
+    rest: mpsc::Receiver<Chunk>,
+}
+
+/// The columns of the stream at `location`, inferred from its first [`INFER_RECORDS`]
+/// records (or those that came within [`INFER_WAIT`]), and the open connection.
+pub async fn infer(location: &Location, options: &SourceOptions) -> Result<(SchemaRef, Primed)> {
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let reader = Reader {
+        location: location.clone(),
+        options: options.clone(),
+        stats: None,
+        tx,
+    };
+    tokio::spawn(reader.run());
+    let mut read = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
+    let deadline = tokio::time::Instant::now() + INFER_WAIT;
+    let complete = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count();
+    while complete(&bytes) < INFER_RECORDS {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Chunk::Data(data))) => {
+                bytes.extend_from_slice(&data);
+                read.push(Chunk::Data(data));
+            }
+            Ok(Some(Chunk::Failed(error))) => return Err(error),
+            Ok(Some(other)) => read.push(other),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let values: Vec<serde_json::Value> = bytes
+        .split(|b| *b == b'\n')
+        .take(INFER_RECORDS)
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(serde_json::Value::is_object)
+        .collect();
+    if values.is_empty() {
+        return plan_err!(
+            "the columns of {location} cannot be inferred: no record came within {} s; \
+             declare them, e.g. (id BIGINT, text VARCHAR)",
+            INFER_WAIT.as_secs()
+        );
+    }
+    let schema = datafusion::arrow::json::reader::infer_json_schema_from_iterator(
+        values
+            .iter()
+            .map(Ok::<_, datafusion::arrow::error::ArrowError>),
+    )?;
+    Ok((Arc::new(schema), Primed { read, rest: rx }))
+}
+
+/// One partition of an unbounded NDJSON table: each scan connects anew, but the first
+/// one after columns were inferred, which reads on from `CREATE`'s connection.
 pub struct NdjsonSource {
     schema: SchemaRef,
     location: Location,
     options: SourceOptions,
     observers: Observers,
+    primed: Mutex<Option<Primed>>,
     /// Bad lines are appended here, in order.
     dead_letter: Option<Arc<Mutex<std::fs::File>>>,
 }
@@ -270,8 +333,15 @@ impl NdjsonSource {
             location,
             options,
             observers,
+            primed: Mutex::new(None),
             dead_letter,
         })
+    }
+
+    /// The same source, its first scan reading on from `primed`.
+    pub fn with_primed(self, primed: Primed) -> Self {
+        *self.primed.lock().unwrap_or_else(|p| p.into_inner()) = Some(primed);
+        self
     }
 
     /// Where this source's bad lines go.
@@ -320,13 +390,33 @@ impl PartitionStream for NdjsonSource {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let reader = Reader {
-            location: self.location.clone(),
-            options: self.options.clone(),
-            stats: self.observers.stats.clone(),
-            tx,
-        };
-        tokio::spawn(reader.run());
+        let primed = self.primed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match primed {
+            // What CREATE read first, then the rest of its connection.
+            Some(Primed { read, mut rest }) => {
+                tokio::spawn(async move {
+                    for chunk in read {
+                        if tx.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    while let Some(chunk) = rest.recv().await {
+                        if tx.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            None => {
+                let reader = Reader {
+                    location: self.location.clone(),
+                    options: self.options.clone(),
+                    stats: self.observers.stats.clone(),
+                    tx,
+                };
+                tokio::spawn(reader.run());
+            }
+        }
         let stats = self.observers.stats.clone();
         let stream = records(
             Arc::clone(&self.schema),

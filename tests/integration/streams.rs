@@ -347,3 +347,36 @@ async fn a_websocket_source_gives_each_message_s_records() {
     let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &sent).await;
     assert_eq!(rows, expected(0..8));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_left_out_are_inferred_from_the_first_records_which_are_kept() {
+    let sim = simulator(SimConfig::default()).await;
+    // Fewer records than are sampled: the stream's end ends the sampling.
+    let server = StreamServer::start(vec![Script::lines(
+        (0..7).map(record).collect(),
+        Duration::ZERO,
+    )])
+    .await;
+    let ctx = session(&sim, &[]);
+    ctx.sql(&format!(
+        "CREATE UNBOUNDED EXTERNAL TABLE events STORED AS NDJSON LOCATION '{}'",
+        server.url
+    ))
+    .await
+    .expect("the columns are inferred");
+    let columns = column(
+        &ctx,
+        "SELECT column_name || ' ' || data_type FROM information_schema.columns \
+         WHERE table_name = 'events' ORDER BY column_name",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        columns.into_iter().flatten().collect::<Vec<_>>(),
+        ["id Int64", "sent_at Float64", "text Utf8"]
+    );
+    // The first scan gets every record, those sampled included, on one connection.
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    assert_eq!(rows, expected(0..7));
+    assert_eq!(server.heads.lock().unwrap().len(), 1);
+}
