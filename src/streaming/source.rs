@@ -314,6 +314,14 @@ impl NdjsonSource {
     ) -> Result<Self> {
         let dead_letter = match &options.dead_letter {
             Some(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        DataFusionError::Plan(format!(
+                            "OPTIONS 'dead_letter': the directory {} cannot be made: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
