@@ -25,6 +25,7 @@ mod protocol;
 mod server;
 mod state;
 mod stats;
+mod stream_server;
 
 #[cfg(test)]
 mod tests;
@@ -43,3 +44,4 @@ pub use packed::{INVALID_PACKED_ANSWER, packed_answer};
 pub use protocol::{ChatMessage, ChatRequest, estimate_tokens, prompt_tokens};
 pub use server::Simulator;
 pub use stats::SimStats;
+pub use stream_server::{SENT_AT, Script, StreamServer, unix_seconds};

@@ -5,102 +5,18 @@
 //! (the query fails naming the source), wants a header (read from the environment);
 //! and a WebSocket server.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blossom_sql::observe::StreamStats;
-use blossom_sql::sim::{SimConfig, sentiment_label};
-use datafusion::arrow::array::{Array, AsArray};
+use blossom_sql::sim::{Script, SimConfig, StreamServer, sentiment_label};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::common::*;
-
-/// What one connection to the test server does.
-#[derive(Clone)]
-struct Script {
-    status: u16,
-    lines: Vec<String>,
-    /// Between lines.
-    pause: Duration,
-    /// After the lines: bytes of a cut line, then the socket closes without ending the
-    /// chunked body.
-    cut: Option<String>,
-}
-
-impl Script {
-    fn lines(lines: Vec<String>, pause: Duration) -> Self {
-        Self {
-            status: 200,
-            lines,
-            pause,
-            cut: None,
-        }
-    }
-}
-
-/// An HTTP server answering each connection with the next script (the last one again
-/// when they run out), counting the lines it has sent and keeping the requests' heads.
-struct StreamServer {
-    url: String,
-    sent: Arc<AtomicUsize>,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl StreamServer {
-    async fn start(scripts: Vec<Script>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/stream", listener.local_addr().unwrap());
-        let sent = Arc::new(AtomicUsize::new(0));
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let (counter, kept) = (Arc::clone(&sent), Arc::clone(&heads));
-        tokio::spawn(async move {
-            let mut n = 0;
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let script = scripts[n.min(scripts.len() - 1)].clone();
-                n += 1;
-                let (counter, kept) = (Arc::clone(&counter), Arc::clone(&kept));
-                tokio::spawn(async move {
-                    let mut head = vec![0u8; 4096];
-                    let read = socket.read(&mut head).await.unwrap_or(0);
-                    kept.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&head[..read]).into_owned());
-                    let reason = if script.status == 200 { "OK" } else { "Nope" };
-                    let start = format!(
-                        "HTTP/1.1 {} {reason}\r\ncontent-type: application/x-ndjson\r\n\
-                         transfer-encoding: chunked\r\n\r\n",
-                        script.status
-                    );
-                    if socket.write_all(start.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    for line in &script.lines {
-                        let line = format!("{line}\n");
-                        let chunk = format!("{:x}\r\n{line}\r\n", line.len());
-                        if socket.write_all(chunk.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(script.pause).await;
-                    }
-                    if let Some(cut) = &script.cut {
-                        let chunk = format!("{:x}\r\n{cut}\r\n", cut.len());
-                        let _ = socket.write_all(chunk.as_bytes()).await;
-                        return;
-                    }
-                    let _ = socket.write_all(b"0\r\n\r\n").await;
-                });
-            }
-        });
-        Self { url, sent, heads }
-    }
-}
 
 fn record(id: usize) -> String {
     let mood = ["great and fast", "arrived broken", "a plain box"][id % 3];
@@ -121,7 +37,7 @@ async fn create(ctx: &SessionContext, location: &str, options: &str) {
 async fn rows_of(
     ctx: &SessionContext,
     sql: &str,
-    sent: &AtomicUsize,
+    sent: &dyn Fn() -> usize,
 ) -> (Vec<(i64, String)>, Option<usize>) {
     let plan = ctx
         .sql(sql)
@@ -136,7 +52,7 @@ async fn rows_of(
     while let Some(batch) = stream.next().await {
         let batch = batch.unwrap();
         if batch.num_rows() > 0 && sent_at_first.is_none() {
-            sent_at_first = Some(sent.load(Ordering::SeqCst));
+            sent_at_first = Some(sent());
         }
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let labels = datafusion::arrow::compute::cast(
@@ -169,11 +85,11 @@ async fn a_trickling_http_stream_gives_rows_before_it_ends() {
     let lines: Vec<String> = (0..20).map(record).collect();
     let server = StreamServer::start(vec![Script::lines(lines, Duration::from_millis(30))]).await;
     let ctx = session(&sim, &[]);
-    create(&ctx, &server.url, "").await;
+    create(&ctx, &server.url(), "").await;
     let (rows, sent_at_first) = rows_of(
         &ctx,
         "SELECT id, sentiment(text) AS s FROM events WHERE text <> ''",
-        &server.sent,
+        &|| server.sent(),
     )
     .await;
     assert_eq!(rows, expected(0..20));
@@ -196,11 +112,14 @@ async fn a_bad_line_is_recorded_and_the_stream_goes_on() {
     let ctx = session(&sim, &[]);
     create(
         &ctx,
-        &server.url,
+        &server.url(),
         &format!(" OPTIONS ('dead_letter' '{}')", dead.display()),
     )
     .await;
-    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
+        server.sent()
+    })
+    .await;
     assert_eq!(rows, expected(0..6));
     let errors = column(
         &ctx,
@@ -219,7 +138,7 @@ async fn a_bad_line_is_recorded_and_the_stream_goes_on() {
         .collect();
     assert_eq!(dead_lines.len(), 2);
     assert_eq!(dead_lines[0]["line"], "this is not json");
-    assert_eq!(dead_lines[0]["source"], server.url.as_str());
+    assert_eq!(dead_lines[0]["source"], server.url());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,10 +151,18 @@ async fn a_dropped_connection_is_made_again() {
     let second = Script::lines((5..10).map(record).collect(), Duration::ZERO);
     let server = StreamServer::start(vec![first, second]).await;
     let ctx = session(&sim, &[]);
-    create(&ctx, &server.url, " OPTIONS ('reconnect_initial_ms' '10')").await;
-    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    create(
+        &ctx,
+        &server.url(),
+        " OPTIONS ('reconnect_initial_ms' '10')",
+    )
+    .await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
+        server.sent()
+    })
+    .await;
     assert_eq!(rows, expected(0..10));
-    assert_eq!(server.heads.lock().unwrap().len(), 2, "one reconnect");
+    assert_eq!(server.heads().len(), 2, "one reconnect");
     let stats = ctx
         .state()
         .config()
@@ -267,7 +194,7 @@ async fn a_refusing_source_fails_the_query_naming_it() {
     }])
     .await;
     let ctx = session(&sim, &[]);
-    create(&ctx, &server.url, "").await;
+    create(&ctx, &server.url(), "").await;
     let error = ctx
         .sql("SELECT id FROM events")
         .await
@@ -277,7 +204,7 @@ async fn a_refusing_source_fails_the_query_naming_it() {
         .expect_err("a 404 fails the query");
     let message = error.to_string();
     assert!(
-        message.contains(&server.url) && message.contains("404"),
+        message.contains(&server.url()) && message.contains("404"),
         "{message}"
     );
 }
@@ -295,7 +222,7 @@ async fn headers_come_from_the_environment_only() {
         .sql(&format!(
             "CREATE UNBOUNDED EXTERNAL TABLE plain (id BIGINT) STORED AS NDJSON \
              LOCATION '{}' OPTIONS ('header.authorization' 'Bearer tok-visible')",
-            server.url
+            server.url()
         ))
         .await
         .expect_err("a plain-text header is refused");
@@ -306,13 +233,16 @@ async fn headers_come_from_the_environment_only() {
     unsafe { std::env::set_var("BLOSSOM_TEST_STREAM_TOKEN", "Bearer tok-from-env") };
     create(
         &ctx,
-        &server.url,
+        &server.url(),
         " OPTIONS ('header.authorization' 'env:BLOSSOM_TEST_STREAM_TOKEN')",
     )
     .await;
-    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
+        server.sent()
+    })
+    .await;
     assert_eq!(rows.len(), 2);
-    let heads = server.heads.lock().unwrap().clone();
+    let heads = server.heads();
     assert!(
         heads[0]
             .to_lowercase()
@@ -343,8 +273,7 @@ async fn a_websocket_source_gives_each_message_s_records() {
     });
     let ctx = session(&sim, &[]);
     create(&ctx, &url, "").await;
-    let sent = AtomicUsize::new(0);
-    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &sent).await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| 0).await;
     assert_eq!(rows, expected(0..8));
 }
 
@@ -360,7 +289,7 @@ async fn columns_left_out_are_inferred_from_the_first_records_which_are_kept() {
     let ctx = session(&sim, &[]);
     ctx.sql(&format!(
         "CREATE UNBOUNDED EXTERNAL TABLE events STORED AS NDJSON LOCATION '{}'",
-        server.url
+        server.url()
     ))
     .await
     .expect("the columns are inferred");
@@ -376,7 +305,10 @@ async fn columns_left_out_are_inferred_from_the_first_records_which_are_kept() {
         ["id Int64", "sent_at Float64", "text Utf8"]
     );
     // The first scan gets every record, those sampled included, on one connection.
-    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &server.sent).await;
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
+        server.sent()
+    })
+    .await;
     assert_eq!(rows, expected(0..7));
-    assert_eq!(server.heads.lock().unwrap().len(), 1);
+    assert_eq!(server.heads().len(), 1);
 }
