@@ -24,6 +24,7 @@ pub mod provider;
 pub mod redact;
 mod session;
 pub mod sim;
+pub mod streaming;
 
 pub use config::{ApiKey, BlossomOptions, OnError, ProviderPreset, ProviderSettings};
 pub use session::BlossomSessionBuilder;

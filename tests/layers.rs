@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["provider", "file_tables"],
     &["functions", "observe"],
     &["dispatch"],
-    &["execution", "sim"],
+    &["execution", "sim", "streaming"],
     &["planning", "estimate"],
     &["session"],
     &["cli"],

@@ -19,5 +19,6 @@ mod pipeline;
 mod repl;
 mod score;
 mod secrets;
+mod sink;
 mod stop;
 mod structured;
