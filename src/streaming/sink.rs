@@ -436,6 +436,7 @@ impl Poster {
                             reason,
                         };
                     }
+                    // Honoured as asked (up to 10 minutes), not capped by `retry_max_ms`.
                     let asked = parse_retry_after(retry_after.as_deref(), "");
                     (Some(status.as_u16()), reason, asked)
                 }
@@ -804,7 +805,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_retry_initial_alone_raises_nothing_but_a_large_one_lifts_the_cap() {
+    fn a_retry_initial_above_the_default_cap_lifts_the_cap() {
         let parsed = SinkOptions::parse(&options(&[("retry_initial_ms", "20000")])).unwrap();
         assert_eq!(parsed.retry_max, Duration::from_millis(20_000));
     }

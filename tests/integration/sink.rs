@@ -44,6 +44,8 @@ struct State {
     drop_connections: AtomicUsize,
     /// POSTs to answer 503 (with `Retry-After: 0`) before answering normally.
     fail_503: AtomicUsize,
+    /// The status those failing answers have instead of 503 (429, 408).
+    fail_status: Option<StatusCode>,
     /// Bodies containing this are answered 400, echoing the authorization header.
     refuse_marker: Mutex<Option<String>>,
     /// Called at each 503, to look at the source from inside a retry.
@@ -141,7 +143,8 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         if let Some(look) = state.on_503.lock().unwrap().as_ref() {
             look();
         }
-        let mut response = reply(StatusCode::SERVICE_UNAVAILABLE, "busy".into());
+        let status = state.fail_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut response = reply(status, "busy".into());
         response
             .headers_mut()
             .insert("retry-after", "0".parse().unwrap());
@@ -302,6 +305,28 @@ async fn dropped_connections_and_503s_are_retried_and_nothing_is_lost() {
     assert_eq!(dead_letters(&dead).len(), 0);
     assert_eq!(server.state.fail_503.load(Ordering::SeqCst), 0);
     assert_eq!(server.state.drop_connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn answers_429_and_408_are_retried_too() {
+    for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::REQUEST_TIMEOUT] {
+        let server = SinkServer::start(State {
+            fail_503: AtomicUsize::new(3),
+            fail_status: Some(status),
+            ..State::default()
+        })
+        .await;
+        let mut options = vec![("batch_rows", "100")];
+        options.extend(FAST_RETRIES);
+        let ctx = session(300, |i| format!("text {i}"), &server.url(), &options);
+        assert_eq!(insert(&ctx).await.expect("inserts"), 300, "{status}");
+        assert_eq!(server.ids(), (0..300).collect::<Vec<_>>(), "{status}");
+        assert_eq!(
+            server.state.attempts.load(Ordering::SeqCst),
+            3 + 3,
+            "{status}"
+        );
+    }
 }
 
 #[tokio::test]
