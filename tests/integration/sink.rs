@@ -681,3 +681,41 @@ async fn nulls_reach_the_sink_as_json_nulls() {
         assert_eq!(lines, vec![r#"{"id":1,"s":"a"}"#, r#"{"id":2,"s":null}"#]);
     }
 }
+
+#[tokio::test]
+async fn records_read_before_the_input_fails_are_still_delivered() {
+    /// Three one-row batches, then an error, as a source that breaks off.
+    #[derive(Debug)]
+    struct BreakingPartition;
+    impl PartitionStream for BreakingPartition {
+        fn schema(&self) -> &SchemaRef {
+            static SCHEMA: std::sync::OnceLock<SchemaRef> = std::sync::OnceLock::new();
+            SCHEMA.get_or_init(schema)
+        }
+        fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+            let batches = (0..3i64)
+                .map(|i| Ok(batch(i..i + 1, |i| format!("t{i}"))))
+                .chain(std::iter::once(Err(
+                    datafusion::common::DataFusionError::Execution("the source broke off".into()),
+                )));
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema(),
+                futures::stream::iter(batches),
+            ))
+        }
+    }
+
+    let server = SinkServer::start(State::default()).await;
+    let ctx = context();
+    let source =
+        StreamingTable::try_new(schema(), vec![Arc::new(BreakingPartition)]).expect("table");
+    ctx.register_table("src", Arc::new(source)).unwrap();
+    ctx.register_table(
+        "sink",
+        sink_table(schema(), &server.url(), &HashMap::new()).unwrap(),
+    )
+    .unwrap();
+    let error = insert(&ctx).await.expect_err("fails").to_string();
+    assert!(error.contains("the source broke off"), "{error}");
+    assert_eq!(server.ids(), vec![0, 1, 2]);
+}
