@@ -1,10 +1,15 @@
-//! [`NdjsonTableFactory`]: `CREATE [UNBOUNDED] EXTERNAL TABLE ... STORED AS NDJSON` with a
-//! stream's location (`http(s)://`, `ws(s)://`, `/dev/stdin`) makes a streaming table;
-//! any other location is left to DataFusion's own factory, unchanged.
+//! [`NdjsonTableFactory`]: `CREATE UNBOUNDED EXTERNAL TABLE ... STORED AS NDJSON` with a
+//! stream's location (`http(s)://`, `ws(s)://`, `/dev/stdin`) makes a streaming source;
+//! `CREATE EXTERNAL TABLE ... STORED AS NDJSON` with an `http(s)://` location makes an
+//! HTTP sink, written with `INSERT INTO`; any other location is left to DataFusion's
+//! own factory, unchanged.
 //!
 //! ```sql
 //! CREATE UNBOUNDED EXTERNAL TABLE events (id BIGINT, text VARCHAR, sent_at DOUBLE)
 //!   STORED AS NDJSON LOCATION 'ws://127.0.0.1:9001/events';
+//! CREATE EXTERNAL TABLE scored (id BIGINT, s VARCHAR)
+//!   STORED AS NDJSON LOCATION 'http://127.0.0.1:9000/sink';
+//! INSERT INTO scored SELECT id, sentiment(text) AS s FROM events;
 //! CREATE EXTERNAL TABLE logs STORED AS NDJSON LOCATION 'data/logs.json';  -- DataFusion's
 //! ```
 
@@ -17,6 +22,7 @@ use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::CreateExternalTable;
 
+use super::sink::sink_table;
 use super::source::{Location, NdjsonSource, Observers, SourceOptions, infer};
 use crate::observe::{ErrorLog, StreamStats};
 
@@ -46,12 +52,27 @@ impl TableProviderFactory for NdjsonTableFactory {
         let Some(location) = Location::parse(location) else {
             return self.fallback.create(state, cmd).await;
         };
+        let stats = state.config().get_extension::<StreamStats>();
         if !cmd.unbounded {
-            return plan_err!(
-                "CREATE EXTERNAL TABLE {} reads the stream {location}: write CREATE UNBOUNDED \
-                 EXTERNAL TABLE, since it has no end known in advance",
-                cmd.name
-            );
+            // A bounded table at an HTTP(S) URL is a sink, written with INSERT INTO.
+            return match &location {
+                Location::Http(url) => {
+                    let schema = Arc::new(cmd.schema.as_arrow().clone());
+                    if schema.fields().is_empty() {
+                        return plan_err!(
+                            "CREATE EXTERNAL TABLE {}: an HTTP sink's columns must be declared, \
+                             e.g. (id BIGINT, s VARCHAR)",
+                            cmd.name
+                        );
+                    }
+                    sink_table(schema, url, &cmd.options, stats)
+                }
+                Location::WebSocket(_) | Location::Stdin => plan_err!(
+                    "CREATE EXTERNAL TABLE {} reads the stream {location}: write CREATE \
+                     UNBOUNDED EXTERNAL TABLE, since it has no end known in advance",
+                    cmd.name
+                ),
+            };
         }
         let options = SourceOptions::parse(&cmd.options)?;
         let declared: Schema = cmd.schema.as_arrow().clone();
@@ -65,7 +86,7 @@ impl TableProviderFactory for NdjsonTableFactory {
         };
         let observers = Observers {
             errors: state.config().get_extension::<ErrorLog>(),
-            stats: state.config().get_extension::<StreamStats>(),
+            stats,
         };
         let mut source =
             NdjsonSource::try_new(Arc::new(schema.clone()), location, options, observers)?;

@@ -19,6 +19,7 @@ mod pipeline;
 mod repl;
 mod score;
 mod secrets;
+mod sink;
 mod stop;
 mod streams;
 mod structured;

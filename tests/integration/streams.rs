@@ -312,3 +312,60 @@ async fn columns_left_out_are_inferred_from_the_first_records_which_are_kept() {
     assert_eq!(rows, expected(0..7));
     assert_eq!(server.heads().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_through_the_model_into_a_failing_sink_loses_no_record() {
+    use crate::sink::{SinkServer, State, dead_letters};
+    let sim = simulator(SimConfig::default()).await;
+    let mut lines: Vec<String> = (0..200).map(record).collect();
+    lines.insert(50, "{not a record".to_string());
+    let source = StreamServer::start(vec![Script::lines(lines, Duration::ZERO)]).await;
+    let sink = SinkServer::start(State {
+        drop_connections: 2.into(),
+        fail_503: 3.into(),
+        refuse_marker: Some("\"id\":13,".to_string()).into(),
+        ..State::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("refused.ndjson");
+    let ctx = session(&sim, &[("pack_rows", "8")]);
+    create(&ctx, source.url(), "").await;
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE scored (id BIGINT, s VARCHAR) STORED AS NDJSON LOCATION '{}' \
+         OPTIONS ('batch_rows' '20', 'batch_ms' '50', 'retry_initial_ms' '5', \
+         'dead_letter' '{}')",
+        sink.url(),
+        dead.display()
+    ))
+    .await
+    .unwrap();
+    let counts = column(
+        &ctx,
+        "INSERT INTO scored SELECT id, sentiment(text) AS s FROM events WHERE text <> ''",
+    )
+    .await
+    .unwrap();
+    // Both sides counted: every good record read is delivered or dead-lettered, once.
+    let delivered = sink.ids();
+    let refused: Vec<i64> = dead_letters(&dead)
+        .iter()
+        .map(|d| d["record"]["id"].as_i64().unwrap())
+        .collect();
+    assert!(refused.contains(&13), "{refused:?}");
+    let mut all: Vec<i64> = delivered.iter().chain(&refused).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<i64>>());
+    assert_eq!(counts, [Some(delivered.len().to_string())]);
+    let stats = ctx
+        .state()
+        .config()
+        .get_extension::<StreamStats>()
+        .unwrap()
+        .snapshot();
+    assert_eq!(stats.records_in, 200);
+    assert_eq!(stats.malformed, 1);
+    assert_eq!(stats.delivered, delivered.len() as u64);
+    assert_eq!(stats.dead_lettered, refused.len() as u64);
+    assert!(stats.sink_retries >= 5, "{stats:?}");
+}
