@@ -4,14 +4,14 @@
 //! received plus records in the dead-letter file equal the records inserted.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use blossom_sql::sim::{SinkServer, State};
 use blossom_sql::streaming::sink_table;
-use bytes::Bytes;
 use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::streaming::StreamingTable;
@@ -21,160 +21,15 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use hyper::StatusCode;
 
-/// One POST the server accepted.
-#[derive(Debug, Clone)]
-pub(crate) struct Received {
-    content_type: Option<String>,
-    authorization: Option<String>,
-    lines: Vec<String>,
-}
-
-/// What the server does and what it saw.
-#[derive(Default)]
-pub(crate) struct State {
-    /// Accepted connections to close at once, before reading a request.
-    pub(crate) drop_connections: AtomicUsize,
-    /// POSTs to answer 503 (with `Retry-After: 0`) before answering normally.
-    pub(crate) fail_503: AtomicUsize,
-    /// The status those failing answers have instead of 503 (429, 408).
-    pub(crate) fail_status: Option<StatusCode>,
-    /// Bodies containing this are answered 400, echoing the authorization header.
-    pub(crate) refuse_marker: Mutex<Option<String>>,
-    /// Called at each 503, to look at the source from inside a retry.
-    pub(crate) on_503: Mutex<Option<Box<dyn Fn() + Send>>>,
-    pub(crate) accepted: Mutex<Vec<Received>>,
-    pub(crate) attempts: AtomicUsize,
-    pub(crate) posted: Notify,
-}
-
-pub(crate) struct SinkServer {
-    addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SinkServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl SinkServer {
-    pub(crate) async fn start(state: State) -> SinkServer {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .expect("binds");
-        let addr = listener.local_addr().expect("address");
-        let state = Arc::new(state);
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let dropping = shared
-                    .drop_connections
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                if dropping {
-                    drop(stream);
-                    continue;
-                }
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, hyper::Error>(answer(&state, request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        SinkServer { addr, state, task }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("http://{}/sink", self.addr)
-    }
-
-    fn accepted(&self) -> Vec<Received> {
-        self.state.accepted.lock().unwrap().clone()
-    }
-
-    /// The `id` of every record the server accepted, in the order received.
-    pub(crate) fn ids(&self) -> Vec<i64> {
-        self.accepted()
-            .iter()
-            .flat_map(|r| r.lines.iter().map(|l| id_of(l)))
-            .collect()
-    }
-}
-
-async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    state.attempts.fetch_add(1, Ordering::SeqCst);
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let content_type = header("content-type");
-    let authorization = header("authorization");
-    let body = match request.into_body().collect().await {
-        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-        Err(_) => return reply(StatusCode::BAD_REQUEST, "unreadable body".into()),
-    };
-    let failing = state
-        .fail_503
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if failing {
-        if let Some(look) = state.on_503.lock().unwrap().as_ref() {
-            look();
-        }
-        let status = state.fail_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let mut response = reply(status, "busy".into());
-        response
-            .headers_mut()
-            .insert("retry-after", "0".parse().unwrap());
-        return response;
-    }
-    let marker = state.refuse_marker.lock().unwrap().clone();
-    if let Some(marker) = marker
-        && body.contains(&marker)
-    {
-        // Echo the credential, as careless servers do: the client must scrub it.
-        let echo = format!(
-            "bad record; you sent authorization: {}",
-            authorization.unwrap_or_default()
-        );
-        return reply(StatusCode::BAD_REQUEST, echo);
-    }
-    let lines = body.lines().map(str::to_string).collect();
-    state.accepted.lock().unwrap().push(Received {
-        content_type,
-        authorization,
-        lines,
-    });
-    state.posted.notify_one();
-    reply(StatusCode::OK, "ok".into())
-}
-
-fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
+/// The `id` of every record `server` accepted, in the order received.
+pub(crate) fn ids(server: &SinkServer) -> Vec<i64> {
+    server
+        .accepted()
+        .iter()
+        .flat_map(|r| r.lines.iter().map(|l| id_of(l)))
+        .collect()
 }
 
 fn id_of(line: &str) -> i64 {
@@ -271,7 +126,7 @@ async fn a_healthy_sink_gets_every_record_once_in_order_in_bounded_batches() {
     );
     assert_eq!(insert(&ctx).await.expect("inserts"), 1000);
 
-    assert_eq!(server.ids(), (0..1000).collect::<Vec<_>>());
+    assert_eq!(ids(&server), (0..1000).collect::<Vec<_>>());
     let accepted = server.accepted();
     assert!(accepted.iter().all(|r| r.lines.len() <= 64));
     // Full batches where the input allows: 1000 records need at least 16 POSTs.
@@ -301,7 +156,7 @@ async fn dropped_connections_and_503s_are_retried_and_nothing_is_lost() {
     let ctx = session(1000, |i| format!("text {i}"), &server.url(), &options);
     assert_eq!(insert(&ctx).await.expect("inserts"), 1000);
 
-    assert_eq!(server.ids(), (0..1000).collect::<Vec<_>>());
+    assert_eq!(ids(&server), (0..1000).collect::<Vec<_>>());
     assert_eq!(dead_letters(&dead).len(), 0);
     assert_eq!(server.state.fail_503.load(Ordering::SeqCst), 0);
     assert_eq!(server.state.drop_connections.load(Ordering::SeqCst), 0);
@@ -320,7 +175,7 @@ async fn answers_429_and_408_are_retried_too() {
         options.extend(FAST_RETRIES);
         let ctx = session(300, |i| format!("text {i}"), &server.url(), &options);
         assert_eq!(insert(&ctx).await.expect("inserts"), 300, "{status}");
-        assert_eq!(server.ids(), (0..300).collect::<Vec<_>>(), "{status}");
+        assert_eq!(ids(&server), (0..300).collect::<Vec<_>>(), "{status}");
         assert_eq!(
             server.state.attempts.load(Ordering::SeqCst),
             3 + 3,
@@ -368,7 +223,7 @@ async fn records_refused_with_400_go_to_the_dead_letter_file_and_the_rest_is_del
         assert!(line["error"].as_str().unwrap().contains("400"), "{line}");
         assert!(line["at_unix_ms"].as_u64().unwrap() > 0, "{line}");
     }
-    let mut all: Vec<i64> = server.ids().into_iter().chain(refused_ids).collect();
+    let mut all: Vec<i64> = ids(&server).into_iter().chain(refused_ids).collect();
     all.sort();
     assert_eq!(all, (0..1000).collect::<Vec<_>>());
 }
@@ -596,7 +451,7 @@ async fn a_trickling_input_is_posted_before_it_ends() {
 
     let accepted = server.accepted();
     assert_eq!(accepted[0].lines.len(), 1, "{accepted:?}");
-    assert_eq!(server.ids(), (0..6).collect::<Vec<_>>());
+    assert_eq!(ids(&server), (0..6).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -652,7 +507,7 @@ async fn while_a_batch_is_retried_the_source_is_not_read_ahead() {
     assert_eq!(seen.len(), 6);
     // The batch being sent (10) and one batch filling (10), never the whole input.
     assert!(seen.iter().all(|&n| n <= 20), "{seen:?}");
-    assert_eq!(server.ids(), (0..1000).collect::<Vec<_>>());
+    assert_eq!(ids(&server), (0..1000).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -718,5 +573,5 @@ async fn records_read_before_the_input_fails_are_still_delivered() {
     .unwrap();
     let error = insert(&ctx).await.expect_err("fails").to_string();
     assert!(error.contains("the source broke off"), "{error}");
-    assert_eq!(server.ids(), vec![0, 1, 2]);
+    assert_eq!(ids(&server), vec![0, 1, 2]);
 }

@@ -315,7 +315,8 @@ async fn columns_left_out_are_inferred_from_the_first_records_which_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_through_the_model_into_a_failing_sink_loses_no_record() {
-    use crate::sink::{SinkServer, State, dead_letters};
+    use crate::sink::{dead_letters, ids};
+    use blossom_sql::sim::{SinkServer, State};
     let sim = simulator(SimConfig::default()).await;
     let mut lines: Vec<String> = (0..200).map(record).collect();
     lines.insert(50, "{not a record".to_string());
@@ -347,7 +348,7 @@ async fn a_stream_through_the_model_into_a_failing_sink_loses_no_record() {
     .await
     .unwrap();
     // Both sides counted: every good record read is delivered or dead-lettered, once.
-    let delivered = sink.ids();
+    let delivered = ids(&sink);
     let refused: Vec<i64> = dead_letters(&dead)
         .iter()
         .map(|d| d["record"]["id"].as_i64().unwrap())
