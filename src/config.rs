@@ -33,6 +33,9 @@ pub const DEFAULT_JOIN_BLOCK: usize = 16;
 /// The largest `blossom.join_block`.
 pub const MAX_JOIN_BLOCK: usize = 64;
 
+/// `blossom.pack_wait_ms` by default: see the README's streaming benchmark.
+pub const DEFAULT_PACK_WAIT_MS: u64 = 10;
+
 /// `blossom.pack_tokens` by default: see the README's packing benchmark.
 pub const DEFAULT_PACK_TOKENS: usize = 1_000;
 
@@ -507,6 +510,12 @@ blossom_options! {
             pub pack_tokens: usize = DEFAULT_PACK_TOKENS,
                 parse = number_if(|n: usize| (100..=100_000).contains(&n),
                     "must be an integer from 100 to 100000");
+
+            /// Over a stream: milliseconds rows that arrive one by one wait for more to
+            /// fill a pack before they are asked; 0 asks each batch at once
+            pub pack_wait_ms: u64 = DEFAULT_PACK_WAIT_MS,
+                parse = number_if(|n: u64| n <= 10_000,
+                    "must be an integer from 0 to 10000");
 
             /// Budget of one query: provider requests (retries included) it may send before
             /// it stops with an error; empty means no budget
@@ -1451,6 +1460,7 @@ mod tests {
             ("cache_ttl", "60", "60"),
             ("pack_rows", "1", "1"),
             ("pack_tokens", "500", "500"),
+            ("pack_wait_ms", "0", "0"),
             ("max_requests", "7", "7"),
             ("max_tokens", "1000", "1000"),
             ("max_cost", "0.25", "0.25"),

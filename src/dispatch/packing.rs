@@ -54,6 +54,9 @@ struct PackState {
     size: usize,
     /// Whether a pack of `size` rows came back sound.
     proven: bool,
+    /// The most rows of a pack that came back wholly answered: packs this small go
+    /// without probing, whatever the size in force (a stream's packs are often short).
+    proven_rows: usize,
     sound_in_a_row: u32,
 }
 
@@ -64,6 +67,7 @@ impl Default for PackControl {
                 max: 0,
                 size: 0,
                 proven: false,
+                proven_rows: 0,
                 sound_in_a_row: 0,
             }),
             probe: Semaphore::new(1),
@@ -84,20 +88,23 @@ impl PackControl {
                 max: pack_rows,
                 size: pack_rows,
                 proven: false,
+                proven_rows: 0,
                 sound_in_a_row: 0,
             };
         }
         state.size.max(1)
     }
 
-    /// Waits until a pack may be sent: at once when its size is proven, otherwise as
-    /// the only pack trying it (the permit is held until its answer is judged).
-    async fn admit(&self) -> Option<SemaphorePermit<'_>> {
-        if self.lock().proven {
+    /// Waits until a pack of `rows` rows may be sent: at once when its size is proven
+    /// (or a pack as large came back wholly answered), otherwise as the only pack trying
+    /// it (the permit is held until its answer is judged).
+    async fn admit(&self, rows: usize) -> Option<SemaphorePermit<'_>> {
+        let known = |state: &PackState| state.proven || rows <= state.proven_rows;
+        if known(&self.lock()) {
             return None;
         }
         let permit = self.probe.acquire().await.ok()?;
-        if self.lock().proven {
+        if known(&self.lock()) {
             return None;
         }
         Some(permit)
@@ -107,6 +114,11 @@ impl PackControl {
     /// the token budget closed it, so that it counts as a pack of the size in force.
     fn judge(&self, rows: usize, valid: usize, full: bool) {
         let mut state = self.lock();
+        if valid == rows {
+            state.proven_rows = state.proven_rows.max(rows);
+        } else {
+            state.proven_rows = state.proven_rows.min(rows.saturating_sub(1));
+        }
         if valid * 2 < rows {
             if rows <= state.size {
                 state.size = (rows / 2).max(1);
@@ -285,7 +297,7 @@ fn ask(
     async move {
         let Pack { rows: pack, full } = pack;
         let probe = if pack.len() > 1 && !scope.dry_run {
-            control.admit().await
+            control.admit(pack.len()).await
         } else {
             None
         };
@@ -458,5 +470,24 @@ mod tests {
         assert!(control.lock().proven);
         control.judge(20, 3, true);
         assert_eq!(control.size(32), 10, "a broken pack halves its own size");
+    }
+
+    #[tokio::test]
+    async fn short_packs_as_large_as_one_answered_whole_need_no_probe() {
+        let control = PackControl::default();
+        assert_eq!(control.size(32), 32);
+        // The first short pack probes; once it came back whole, packs as short do not.
+        let probe = control.admit(2).await;
+        assert!(probe.is_some());
+        control.judge(2, 2, false);
+        drop(probe);
+        assert!(control.admit(2).await.is_none());
+        assert!(control.admit(1).await.is_none());
+        let larger = control.admit(3).await;
+        assert!(larger.is_some(), "a larger pack still probes");
+        // A broken pack of 2 makes 2 unknown again.
+        control.judge(2, 0, false);
+        drop(larger);
+        assert!(control.admit(2).await.is_some());
     }
 }

@@ -7,9 +7,11 @@
 //! ([`AiServices`]), and the query's memo, budget and metrics are made at execute time.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::{Fields, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -270,6 +272,18 @@ impl ExecutionPlan for AiExec {
             let packs = self.calls.iter().any(AiCall::packable) && settings.pack_rows > 1;
             Waves::new(if packs { settings.pack_rows } else { 1 })
         });
+        // Over a stream, rows arriving one by one wait a little for a pack to fill.
+        let packs = self.calls.iter().any(AiCall::packable) && settings.pack_rows > 1;
+        let gather = (packs
+            && options.pack_wait_ms > 0
+            && self.input.boundedness().is_unbounded()
+            && !self.waves)
+            .then(|| {
+                Gather::new(
+                    Duration::from_millis(options.pack_wait_ms),
+                    settings.pack_rows,
+                )
+            });
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(PipelinedStream {
             schema: self.schema(),
@@ -281,6 +295,7 @@ impl ExecutionPlan for AiExec {
             rows_in_flight_limit,
             waves,
             unasked: None,
+            gather,
             baseline: BaselineMetrics::new(&self.metrics, partition),
         }))
     }
@@ -308,6 +323,8 @@ struct PipelinedStream {
     waves: Option<Waves>,
     /// In waves: the rows of the current input batch not asked yet.
     unasked: Option<RecordBatch>,
+    /// Over a stream: rows waiting for a pack to fill (`blossom.pack_wait_ms`).
+    gather: Option<Gather>,
     baseline: BaselineMetrics,
 }
 
@@ -352,14 +369,27 @@ impl Stream for PipelinedStream {
             };
             match input.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(batch))) => {
-                    self.rows_in_flight += batch.num_rows();
-                    let future = self.evaluate(batch);
-                    self.in_flight.push_back(future);
+                    let ready = match self.gather.as_mut() {
+                        Some(gather) => gather.push(batch),
+                        None => Some(Ok(batch)),
+                    };
+                    if let Some(batch) = ready {
+                        self.start(batch?);
+                    }
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.input = None,
+                Poll::Ready(None) => {
+                    self.input = None;
+                    if let Some(batch) = self.gather.as_mut().and_then(Gather::take) {
+                        self.start(batch?);
+                    }
+                }
                 Poll::Pending => break,
             }
+        }
+        // Rows that waited long enough for their pack are asked as they are.
+        if let Some(batch) = self.gather.as_mut().and_then(|g| g.due(cx)) {
+            self.start(batch?);
         }
         match self.in_flight.poll_next_unpin(cx) {
             Poll::Ready(Some((rows, result))) => {
@@ -370,6 +400,74 @@ impl Stream for PipelinedStream {
             Poll::Ready(None) if self.input.is_none() => Poll::Ready(None),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl PipelinedStream {
+    /// Starts evaluating `batch`.
+    fn start(&mut self, batch: RecordBatch) {
+        self.rows_in_flight += batch.num_rows();
+        let future = self.evaluate(batch);
+        self.in_flight.push_back(future);
+    }
+}
+
+/// Rows of a stream waiting for a pack to fill: a batch smaller than a pack waits, with
+/// those after it, until a pack's worth has come or the first of them has waited `wait`.
+struct Gather {
+    wait: Duration,
+    pack_rows: usize,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Gather {
+    fn new(wait: Duration, pack_rows: usize) -> Self {
+        Self {
+            wait,
+            pack_rows,
+            batches: Vec::new(),
+            rows: 0,
+            deadline: None,
+        }
+    }
+
+    /// `batch` added; the rows to ask now, if a pack's worth has come.
+    fn push(&mut self, batch: RecordBatch) -> Option<Result<RecordBatch>> {
+        if self.batches.is_empty() && batch.num_rows() >= self.pack_rows {
+            return Some(Ok(batch));
+        }
+        self.rows += batch.num_rows();
+        self.batches.push(batch);
+        if self.rows >= self.pack_rows {
+            return self.take();
+        }
+        if self.deadline.is_none() {
+            self.deadline = Some(Box::pin(tokio::time::sleep(self.wait)));
+        }
+        None
+    }
+
+    /// The rows waiting, if their wait is over (else the waker is registered).
+    fn due(&mut self, cx: &mut Context<'_>) -> Option<Result<RecordBatch>> {
+        let deadline = self.deadline.as_mut()?;
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => self.take(),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Every row waiting, as one batch.
+    fn take(&mut self) -> Option<Result<RecordBatch>> {
+        self.deadline = None;
+        self.rows = 0;
+        let batches = std::mem::take(&mut self.batches);
+        let schema = batches.first()?.schema();
+        Some(
+            datafusion::arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| datafusion::common::DataFusionError::ArrowError(Box::new(e), None)),
+        )
     }
 }
 

@@ -370,3 +370,28 @@ async fn a_stream_through_the_model_into_a_failing_sink_loses_no_record() {
     assert_eq!(stats.dead_lettered, refused.len() as u64);
     assert!(stats.sink_retries >= 5, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_arriving_one_by_one_wait_for_a_pack_to_fill() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = StreamServer::start(vec![Script::lines(
+        (0..40).map(record).collect(),
+        Duration::from_millis(2),
+    )])
+    .await;
+    let ctx = session(&sim, &[("pack_rows", "16"), ("pack_wait_ms", "200")]);
+    create(&ctx, server.url(), "").await;
+    sim.reset_stats();
+    let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
+        server.sent()
+    })
+    .await;
+    assert_eq!(rows, expected(0..40));
+    let stats = sim.stats();
+    assert_eq!(stats.questions, 40);
+    assert!(
+        stats.requests < 20,
+        "{} requests for 40 rows arriving 2 ms apart",
+        stats.requests
+    );
+}
