@@ -395,3 +395,41 @@ async fn rows_arriving_one_by_one_wait_for_a_pack_to_fill() {
         stats.requests
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_stops_taking_rows_stops_the_source_being_read() {
+    let sim = simulator(SimConfig::default()).await;
+    // 20,000 records of about 2 KB: 40 MB, far more than the buffers between the
+    // server and the query (the channel, the rows in flight, the sockets).
+    let filler = "x".repeat(2_000);
+    let total = 20_000;
+    let lines: Vec<String> = (0..total)
+        .map(|i| format!("{{\"id\": {i}, \"text\": \"order {i} {filler}\", \"sent_at\": 1.0}}"))
+        .collect();
+    let server = StreamServer::start(vec![Script::lines(lines, Duration::ZERO)]).await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, server.url(), "").await;
+    let plan = ctx
+        .sql("SELECT id, length(text) FROM events")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut stream = execute_stream(plan, ctx.task_ctx()).unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.num_rows() > 0);
+    // The query takes no more rows for a while: the source must not be read on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent_while_paused = server.sent();
+    assert!(
+        sent_while_paused < total / 2,
+        "{sent_while_paused} of {total} lines were read while the query took none"
+    );
+    // Taking rows again reads on, to the end.
+    let mut rows = first.num_rows();
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, total);
+}
