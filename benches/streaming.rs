@@ -41,16 +41,16 @@ fn session(sim: &Simulator) -> SessionContext {
         .expect("session builds")
 }
 
-fn lines(n: usize) -> Vec<String> {
+fn line(i: usize) -> String {
     let moods = ["great and fast", "arrived broken", "a plain box"];
-    (0..n)
-        .map(|i| {
-            format!(
-                "{{\"id\": {i}, \"text\": \"order {i} {}\", \"sent_at\": {SENT_AT}}}",
-                moods[i % 3]
-            )
-        })
-        .collect()
+    format!(
+        "{{\"id\": {i}, \"text\": \"order {i} {}\", \"sent_at\": {SENT_AT}}}",
+        moods[i % 3]
+    )
+}
+
+fn lines(n: usize) -> Vec<String> {
+    (0..n).map(line).collect()
 }
 
 /// What one run through source, model and sink did.
@@ -223,8 +223,11 @@ async fn memory(records: usize) {
     let before = peak_rss_mib();
     let run = run(
         &sim,
-        Script::lines(lines(records), Duration::ZERO),
-        State::default(),
+        Script::generated(records, line, Duration::ZERO),
+        State {
+            count_only: true,
+            ..State::default()
+        },
         ", 'batch_rows' '1000'",
     )
     .await;

@@ -24,9 +24,18 @@ pub struct QueryMemo<T, E> {
     hits: AtomicU64,
 }
 
+/// A key as the memo keeps it: its SHA-256, so that an entry costs 32 bytes of key
+/// however long the request (a memo of 200,000 prompts would otherwise hold their text).
+type Digest = [u8; 32];
+
+fn digest(key: &str) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(key.as_bytes()).into()
+}
+
 struct Entries<T, E> {
-    map: HashMap<String, Pending<T, E>>,
-    order: VecDeque<String>,
+    map: HashMap<Digest, Pending<T, E>>,
+    order: VecDeque<Digest>,
 }
 
 impl<T, E> std::fmt::Debug for QueryMemo<T, E> {
@@ -76,6 +85,7 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
+        let key = digest(&key);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pending) = entries.map.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +100,7 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> QueryMemo<T, E> {
         {
             entries.map.remove(&oldest);
         }
-        entries.order.push_back(key.clone());
+        entries.order.push_back(key);
         entries.map.insert(key, pending.clone());
         (pending, false)
     }

@@ -53,6 +53,10 @@ pub struct State {
     pub accepted: Mutex<Vec<Received>>,
     pub attempts: AtomicUsize,
     pub posted: Notify,
+    /// Keep only counts, not the records (for runs of millions of records).
+    pub count_only: bool,
+    /// Records accepted, over all POSTs.
+    pub records: AtomicUsize,
 }
 
 pub struct SinkServer {
@@ -155,7 +159,16 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         );
         return reply(StatusCode::BAD_REQUEST, echo);
     }
-    let lines = body.lines().map(str::to_string).collect();
+    let lines: Vec<String> = if state.count_only {
+        state
+            .records
+            .fetch_add(body.lines().count(), Ordering::SeqCst);
+        Vec::new()
+    } else {
+        let lines: Vec<String> = body.lines().map(str::to_string).collect();
+        state.records.fetch_add(lines.len(), Ordering::SeqCst);
+        lines
+    };
     state.accepted.lock().unwrap().push(Received {
         received_at: super::stream_server::unix_seconds(),
         content_type,

@@ -35,6 +35,9 @@ pub struct Script {
     /// After the lines: bytes of a cut line, then the socket closes without ending the
     /// body.
     pub cut: Option<String>,
+    /// Lines made as they are sent, after `lines`: this many, the i-th by the function
+    /// (for streams too long to hold).
+    pub generated: Option<(usize, fn(usize) -> String)>,
 }
 
 impl Script {
@@ -45,6 +48,15 @@ impl Script {
             lines,
             pause,
             cut: None,
+            generated: None,
+        }
+    }
+
+    /// A `200` answer sending `count` lines made by `line` as they are sent.
+    pub fn generated(count: usize, line: fn(usize) -> String, pause: Duration) -> Self {
+        Self {
+            generated: Some((count, line)),
+            ..Self::lines(Vec::new(), pause)
         }
     }
 }
@@ -143,7 +155,11 @@ async fn serve(
     if socket.write_all(start.as_bytes()).await.is_err() {
         return;
     }
-    for line in &script.lines {
+    let generated = script
+        .generated
+        .into_iter()
+        .flat_map(|(count, line)| (0..count).map(line));
+    for line in script.lines.iter().cloned().chain(generated) {
         let line = format!("{}\n", line.replace(SENT_AT, &unix_seconds().to_string()));
         let chunk = format!("{:x}\r\n{line}\r\n", line.len());
         if socket.write_all(chunk.as_bytes()).await.is_err() {
