@@ -23,6 +23,9 @@ use tokio::net::TcpListener;
 /// In a line, replaced by the time it is sent, in seconds since the Unix epoch.
 pub const SENT_AT: &str = "$SENT_AT";
 
+/// Makes the i-th line of a generated stream.
+pub type LineMaker = fn(usize) -> String;
+
 /// What the server does with one connection.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -37,7 +40,7 @@ pub struct Script {
     pub cut: Option<String>,
     /// Lines made as they are sent, after `lines`: this many, the i-th by the function
     /// (for streams too long to hold).
-    pub generated: Option<(usize, fn(usize) -> String)>,
+    pub generated: Option<(usize, LineMaker)>,
 }
 
 impl Script {
@@ -53,7 +56,7 @@ impl Script {
     }
 
     /// A `200` answer sending `count` lines made by `line` as they are sent.
-    pub fn generated(count: usize, line: fn(usize) -> String, pause: Duration) -> Self {
+    pub fn generated(count: usize, line: LineMaker, pause: Duration) -> Self {
         Self {
             generated: Some((count, line)),
             ..Self::lines(Vec::new(), pause)

@@ -241,7 +241,7 @@ fn reason(error: &DataFusionError) -> String {
 mod tests {
     use std::sync::Mutex;
 
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use futures::StreamExt;
 

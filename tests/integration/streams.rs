@@ -85,7 +85,7 @@ async fn a_trickling_http_stream_gives_rows_before_it_ends() {
     let lines: Vec<String> = (0..20).map(record).collect();
     let server = StreamServer::start(vec![Script::lines(lines, Duration::from_millis(30))]).await;
     let ctx = session(&sim, &[]);
-    create(&ctx, &server.url(), "").await;
+    create(&ctx, server.url(), "").await;
     let (rows, sent_at_first) = rows_of(
         &ctx,
         "SELECT id, sentiment(text) AS s FROM events WHERE text <> ''",
@@ -112,7 +112,7 @@ async fn a_bad_line_is_recorded_and_the_stream_goes_on() {
     let ctx = session(&sim, &[]);
     create(
         &ctx,
-        &server.url(),
+        server.url(),
         &format!(" OPTIONS ('dead_letter' '{}')", dead.display()),
     )
     .await;
@@ -151,12 +151,7 @@ async fn a_dropped_connection_is_made_again() {
     let second = Script::lines((5..10).map(record).collect(), Duration::ZERO);
     let server = StreamServer::start(vec![first, second]).await;
     let ctx = session(&sim, &[]);
-    create(
-        &ctx,
-        &server.url(),
-        " OPTIONS ('reconnect_initial_ms' '10')",
-    )
-    .await;
+    create(&ctx, server.url(), " OPTIONS ('reconnect_initial_ms' '10')").await;
     let (rows, _) = rows_of(&ctx, "SELECT id, sentiment(text) FROM events", &|| {
         server.sent()
     })
@@ -194,7 +189,7 @@ async fn a_refusing_source_fails_the_query_naming_it() {
     }])
     .await;
     let ctx = session(&sim, &[]);
-    create(&ctx, &server.url(), "").await;
+    create(&ctx, server.url(), "").await;
     let error = ctx
         .sql("SELECT id FROM events")
         .await
@@ -204,7 +199,7 @@ async fn a_refusing_source_fails_the_query_naming_it() {
         .expect_err("a 404 fails the query");
     let message = error.to_string();
     assert!(
-        message.contains(&server.url()) && message.contains("404"),
+        message.contains(server.url()) && message.contains("404"),
         "{message}"
     );
 }
@@ -233,7 +228,7 @@ async fn headers_come_from_the_environment_only() {
     unsafe { std::env::set_var("BLOSSOM_TEST_STREAM_TOKEN", "Bearer tok-from-env") };
     create(
         &ctx,
-        &server.url(),
+        server.url(),
         " OPTIONS ('header.authorization' 'env:BLOSSOM_TEST_STREAM_TOKEN')",
     )
     .await;
