@@ -20,5 +20,6 @@ mod repl;
 mod score;
 mod secrets;
 mod stop;
+mod stream_cli;
 mod streams;
 mod structured;
