@@ -27,7 +27,7 @@ use super::live::{LiveSources, stream_summary};
 use super::print::print_stream;
 use super::progress::{StatementProgress, summary};
 use super::report::{RunReport, StatementReport, StreamReport, unix_seconds};
-use super::signal::{Interrupt, interrupted};
+use super::signal::{Interrupt, Signals};
 use crate::BlossomOptions;
 use crate::config::OnInterrupt;
 use crate::observe::{StatsSnapshot, StreamStats};
@@ -105,6 +105,8 @@ async fn execute(
     progress: &mut StatementProgress,
     run: &mut Run,
 ) -> (Result<u64>, Option<Interrupt>) {
+    // Listening from the start: a Ctrl-C between two awaits below is not lost.
+    let mut signals = Signals::new();
     let planned = async {
         let plan = ctx.state().statement_to_plan(statement).await?;
         let frame = ctx.execute_logical_plan(plan).await?;
@@ -116,7 +118,7 @@ async fn execute(
             Ok(planned) => planned,
             Err(e) => return (Err(e), None),
         },
-        interrupt = interrupted() => return (Err(cancelled(interrupt)), Some(interrupt)),
+        interrupt = signals.next() => return (Err(cancelled(interrupt)), Some(interrupt)),
     };
     let streaming = is_unbounded(plan.as_ref());
     let sources = LiveSources::of(ctx);
@@ -129,7 +131,7 @@ async fn execute(
     tokio::pin!(printing);
     let first = tokio::select! {
         result = &mut printing => return (result, None),
-        interrupt = interrupted() => interrupt,
+        interrupt = signals.next() => interrupt,
     };
     let stream = sources.stream().filter(|_| streaming);
     let Some(stream) = stream else {
@@ -164,7 +166,7 @@ async fn execute(
     }
     tokio::select! {
         result = &mut printing => (result, Some(first)),
-        second = interrupted() => {
+        second = signals.next() => {
             if !options.quiet {
                 eprintln!("blossom: {} again: the calls in flight are abandoned", second.why);
             }

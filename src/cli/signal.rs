@@ -1,6 +1,6 @@
-//! Ctrl-C and SIGTERM, as every part of the CLI hears them: [`interrupted`] resolves
-//! on either with the exit code a shell reports for it, and [`CliError::interrupted`]
-//! is the error that ends a run so.
+//! Ctrl-C and SIGTERM, as every part of the CLI hears them: [`Signals::next`] resolves
+//! on either with the exit code a shell reports for it, and [`Interrupt::error`] is the
+//! error that ends a run so.
 
 use super::error::CliError;
 
@@ -33,36 +33,66 @@ pub(crate) fn is_interrupt(code: u8) -> bool {
     code == EXIT_INTERRUPTED || code == EXIT_TERMINATED
 }
 
-/// Resolves on Ctrl-C or SIGTERM; never resolves when no handler can be installed.
-pub(crate) async fn interrupted() -> Interrupt {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let interrupt = Interrupt {
-        code: EXIT_INTERRUPTED,
-        why: "interrupted",
-    };
+/// The run's listeners for Ctrl-C and SIGTERM, made before the work they may stop:
+/// a signal that comes while nothing awaits them is kept for the next
+/// [`Signals::next`], never lost (a quick second Ctrl-C).
+#[derive(Debug)]
+pub(crate) struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let terminate = async {
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    term.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Listens from now on; a signal no handler can be installed for is never heard.
+    pub(crate) fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-        };
-        tokio::select! {
-            () = ctrl_c => interrupt,
-            () = terminate => Interrupt { code: EXIT_TERMINATED, why: "terminated" },
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        ctrl_c.await;
-        interrupt
+
+    /// Resolves on the next Ctrl-C or SIGTERM (one already come: at once).
+    pub(crate) async fn next(&mut self) -> Interrupt {
+        let interrupted = Interrupt {
+            code: EXIT_INTERRUPTED,
+            why: "interrupted",
+        };
+        #[cfg(unix)]
+        {
+            async fn heard(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = heard(&mut self.interrupt) => interrupted,
+                () = heard(&mut self.terminate) => Interrupt {
+                    code: EXIT_TERMINATED,
+                    why: "terminated",
+                },
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            interrupted
+        }
     }
 }

@@ -371,3 +371,27 @@ fn a_bad_metrics_address_is_a_usage_error_naming_the_flag() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_ends_a_streaming_query_with_143_and_its_summary() {
+    let mut blossom = Blossom::start(&[
+        "--simulate",
+        "--sim-latency-ms",
+        "5",
+        "--format",
+        "ndjson",
+        "-c",
+        &streaming_sql("SET blossom.on_interrupt = 'abandon';"),
+    ]);
+    blossom.write(&records(0..2));
+    blossom.stdout_lines(2);
+    blossom.signal("-TERM");
+    let (code, stderr) = blossom.exit();
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("blossom: terminated: the sources stopped reading"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("blossom: stream: 2 records in"), "{stderr}");
+    assert!(stderr.contains("Error: terminated"), "{stderr}");
+}
