@@ -75,6 +75,10 @@ pub async fn run_sql(
             }
         }
         run.streaming = false;
+        if let Some(stream) = run.stream.as_ref().filter(|s| s.sources_stopped()) {
+            // The stopped statement has ended: the shell's next one reads again.
+            stream.resume_sources();
+        }
         run.record(text, elapsed, ai, &result, interrupt.is_some());
         run.cache_unavailable = run.cache_unavailable.take().or(no_cache);
         if let Some(interrupt) = interrupt {

@@ -100,7 +100,14 @@ impl StreamStats {
         self.stop.send_replace(true);
     }
 
-    /// Whether [`Self::stop_sources`] was called.
+    /// Lets sources read again after a stopped statement has ended (the shell's next
+    /// statement): clears what [`Self::stop_sources`] set.
+    pub fn resume_sources(&self) {
+        self.stop.send_replace(false);
+    }
+
+    /// Whether [`Self::stop_sources`] was called (and not undone by
+    /// [`Self::resume_sources`]).
     pub fn sources_stopped(&self) -> bool {
         *self.stop.borrow()
     }
@@ -197,5 +204,16 @@ mod tests {
         stats.stop_sources();
         stats.sources_stop().await;
         assert!(stats.sources_stopped());
+        // The shell's next statement reads again.
+        stats.resume_sources();
+        assert!(!stats.sources_stopped());
+        let waiter = {
+            let stats = std::sync::Arc::clone(&stats);
+            tokio::spawn(async move { stats.sources_stop().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "not stopped again yet");
+        stats.stop_sources();
+        waiter.await.expect("a waiter wakes");
     }
 }
