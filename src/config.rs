@@ -205,6 +205,42 @@ impl fmt::Display for OnError {
     }
 }
 
+/// What the CLI does with the calls in flight when a streaming query is interrupted
+/// (`blossom.on_interrupt`): it stops reading the sources either way.
+///
+/// ```sql
+/// SET blossom.on_interrupt = 'abandon'; -- Ctrl-C drops the calls in flight at once
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnInterrupt {
+    /// The calls in flight are answered and the sink flushed before the query ends.
+    #[default]
+    Finish,
+    /// The calls in flight are dropped and the query ends at once.
+    Abandon,
+}
+
+impl FromStr for OnInterrupt {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "finish" => Ok(Self::Finish),
+            "abandon" => Ok(Self::Abandon),
+            other => Err(format!("expected 'finish' or 'abandon', got '{other}'")),
+        }
+    }
+}
+
+impl fmt::Display for OnInterrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Finish => "finish",
+            Self::Abandon => "abandon",
+        })
+    }
+}
+
 /// Which pairs a semantic join asks about (`blossom.join_prefilter`): all, or only those
 /// whose texts' embeddings are similar enough.
 ///
@@ -558,6 +594,12 @@ blossom_options! {
             /// matches a): a semantic join then asks once per unordered pair of texts
             pub join_symmetric: bool = false,
                 parse = boolean;
+
+            /// What Ctrl-C or SIGTERM during a query over a streaming source does with
+            /// the calls in flight once reading stops: 'finish' (answer them, flush the
+            /// sink) or 'abandon' (drop them); a second Ctrl-C always abandons
+            pub on_interrupt: OnInterrupt = OnInterrupt::Finish,
+                parse = str::parse;
         }
     }
 }
@@ -1013,6 +1055,7 @@ macro_rules! shown_as_displayed {
 shown_as_displayed!(
     ProviderPreset,
     OnError,
+    OnInterrupt,
     CacheSetting,
     JoinPrefilter,
     bool,
@@ -1468,6 +1511,7 @@ mod tests {
             ("join_block", "4", "4"),
             ("join_prefilter", "Top:3", "top:3"),
             ("join_symmetric", "on", "true"),
+            ("on_interrupt", "Abandon", "abandon"),
         ];
         let default = BlossomOptions::default();
         let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();

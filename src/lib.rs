@@ -26,5 +26,5 @@ mod session;
 pub mod sim;
 pub mod streaming;
 
-pub use config::{ApiKey, BlossomOptions, OnError, ProviderPreset, ProviderSettings};
+pub use config::{ApiKey, BlossomOptions, OnError, OnInterrupt, ProviderPreset, ProviderSettings};
 pub use session::BlossomSessionBuilder;

@@ -26,6 +26,16 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Its reader closed stdout (`blossom ... | head -1`): a normal end.
         Err(e) if e.is_output_closed() => ExitCode::SUCCESS,
+        Err(e)
+            if e.code == blossom_sql::cli::EXIT_INTERRUPTED
+                || e.code == blossom_sql::cli::EXIT_TERMINATED =>
+        {
+            eprintln!("Error: {e}");
+            // A source may still be blocked reading stdin on a thread the runtime would
+            // wait for at its end: the run is over (report written), so exit now.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(i32::from(e.code))
+        }
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::from(e.code)

@@ -13,7 +13,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 /// then from `SET blossom.<option> = ...` statements.
 ///
 /// Exit codes: 0 success, 1 query error, 2 usage error, 3 more failed rows than
-/// --max-failed-rows.
+/// --max-failed-rows, 130 Ctrl-C, 143 SIGTERM.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "blossom", version, about, long_about)]
 pub struct Args {
@@ -48,6 +48,16 @@ pub struct Args {
     /// Fail with exit code 3 when more rows than this fail (with blossom.on_error = 'null')
     #[arg(long, value_name = "N", global = true)]
     pub max_failed_rows: Option<u64>,
+
+    /// Show the status line of a query over a streaming source even when stderr is not
+    /// a terminal (one line a second)
+    #[arg(long, global = true)]
+    pub progress: bool,
+
+    /// Serve the run's figures as Prometheus text on GET /metrics at this address
+    /// while blossom runs, e.g. 127.0.0.1:9464 (port 0: any free port, printed on stderr)
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub metrics_addr: Option<String>,
 
     #[command(flatten)]
     pub provider: ProviderArgs,
@@ -195,6 +205,8 @@ pub struct PrintOptions {
     pub maxrows: MaxRows,
     /// No progress, summaries or notices on stderr.
     pub quiet: bool,
+    /// The status line of a streaming statement shows even when stderr is no terminal.
+    pub progress: bool,
 }
 
 impl Args {
@@ -204,6 +216,7 @@ impl Args {
             format: self.format,
             maxrows: self.maxrows,
             quiet: self.quiet,
+            progress: self.progress,
         }
     }
 }

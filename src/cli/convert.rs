@@ -26,14 +26,10 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use super::args::{ConvertArgs, FileFormat, OutputFormat, PrintOptions};
 use super::error::CliError;
 use super::run::{Run, run_sql};
+use super::signal::is_interrupt;
 
 /// The name the input is registered under, for `--add` and `--where` to refer to.
 const INPUT_TABLE: &str = "input";
-
-/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-const EXIT_INTERRUPTED: u8 = 130;
-/// Exit code after SIGTERM (128 + SIGTERM).
-const EXIT_TERMINATED: u8 = 143;
 
 /// Converts `args.input` into `args.output`, adding the `--add` columns to every row the
 /// `--where` condition keeps, and prints `blossom: wrote N rows to OUT` on stderr
@@ -92,27 +88,24 @@ pub async fn run(
         ..*options
     };
     let mut answer = Vec::new();
-    tokio::select! {
-        result = run_sql(ctx, &sql, &capture, &mut answer, run) => {
-            result.map_err(|e| CliError {
-                code: e.code,
-                message: format!(
+    // Ctrl-C or SIGTERM cancels the statement (run_sql drops it); `temp` is removed
+    // when dropped.
+    run_sql(ctx, &sql, &capture, &mut answer, run)
+        .await
+        .map_err(|e| CliError {
+            code: e.code,
+            message: if is_interrupt(e.code) {
+                format!("{}; {} was not written", e.message, args.output.display())
+            } else {
+                format!(
                     "converting {} to {} failed, so nothing was written to {}: {}",
                     args.input.display(),
                     args.output.display(),
                     args.output.display(),
                     e.message
-                ),
-            })?;
-        }
-        (code, why) = interrupted() => {
-            // Dropping the statement cancels it; `temp` is removed when dropped.
-            return Err(CliError {
-                code,
-                message: format!("{why}; {} was not written", args.output.display()),
-            });
-        }
-    }
+                )
+            },
+        })?;
     let rows = written_rows(&answer);
     temp.commit()?;
     if !options.quiet {
@@ -446,37 +439,6 @@ fn copy_sql(
 fn written_rows(answer: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(answer).ok()?;
     text.lines().nth(1)?.trim().parse().ok()
-}
-
-/// Resolves on Ctrl-C or SIGTERM with the exit code and what happened; never resolves
-/// when no handler can be installed.
-async fn interrupted() -> (u8, &'static str) {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let terminate = async {
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    term.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = ctrl_c => (EXIT_INTERRUPTED, "interrupted"),
-            () = terminate => (EXIT_TERMINATED, "terminated"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        ctrl_c.await;
-        (EXIT_INTERRUPTED, "interrupted")
-    }
 }
 
 /// The temporary file the output is written to; removed when dropped uncommitted.

@@ -9,6 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::args::{Args, Command, PrintOptions, ProviderArgs};
 use super::error::CliError;
+use super::live::MetricsServer;
 use super::print::is_broken_pipe;
 use super::report;
 use super::run::{Run, run_sql};
@@ -26,6 +27,17 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     let options = args.print_options();
     let (ctx, _simulator) = session(&args.provider, options.quiet).await?;
+    // Served until the run ends (dropped with it).
+    let _metrics = match &args.metrics_addr {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, &ctx).await?;
+            if !options.quiet {
+                eprintln!("blossom: metrics at http://{}/metrics", server.addr());
+            }
+            Some(server)
+        }
+        None => None,
+    };
     let mut run = Run::new(args.report.clone(), args.max_failed_rows);
     let result = match &args.command {
         Some(Command::Convert(convert)) => convert::run(&ctx, convert, &options, &mut run).await,

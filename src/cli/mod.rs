@@ -6,11 +6,13 @@ mod args;
 mod convert;
 mod error;
 mod exec;
+mod live;
 mod print;
 mod progress;
 mod repl;
 mod report;
 mod run;
+mod signal;
 
 pub use args::{
     Args, Command, ConvertArgs, FileFormat, MaxRows, OutputFormat, PrintOptions, ProviderArgs,
@@ -18,5 +20,6 @@ pub use args::{
 pub use error::{CliError, EXIT_LIMIT, EXIT_OK, EXIT_QUERY, EXIT_USAGE};
 pub use exec::{run, session};
 pub use print::{OutputClosed, print_stream};
-pub use report::{RunReport, StatementReport};
+pub use report::{RunReport, StatementReport, StreamReport};
 pub use run::{Run, run_sql};
+pub use signal::{EXIT_INTERRUPTED, EXIT_TERMINATED};

@@ -1,6 +1,10 @@
 //! Progress of a statement with AI calls: a live bar on stderr while it runs (rows
 //! answered, requests in flight, retries, dedup and cache hits, elapsed, ETA; only when stderr is
-//! a terminal and not `-q`), then a one-line summary.
+//! a terminal and not `-q`), then a one-line summary. A statement over a streaming
+//! source has no end to show progress towards: it shows a status line instead, redrawn
+//! about once a second (records in, delivered, errors, rows/s, in flight, latency
+//! p50/p99, uptime; see [`super::live`]), on a terminal or, with `--progress`, as one
+//! line a second on any stderr.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,10 +14,14 @@ use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
+use super::live::{LiveSources, status_line};
 use crate::observe::{SessionStats, StatsSnapshot, session_stats};
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How often the status line of a streaming statement is computed again.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Watches one statement's AI work.
 pub(crate) struct StatementProgress {
@@ -21,11 +29,14 @@ pub(crate) struct StatementProgress {
     before: StatsSnapshot,
     start: Instant,
     bar: Option<(ProgressBar, JoinHandle<()>)>,
+    live: bool,
+    forced: bool,
 }
 
 impl StatementProgress {
-    /// Starts watching; draws a bar when `live` and stderr is a terminal.
-    pub(crate) fn start(ctx: &SessionContext, live: bool) -> Self {
+    /// Starts watching; draws a bar when `live` and stderr is a terminal (`forced`:
+    /// the status line of a streaming statement shows on any stderr).
+    pub(crate) fn start(ctx: &SessionContext, live: bool, forced: bool) -> Self {
         let stats = session_stats(ctx);
         let before = stats.as_ref().map(|s| s.snapshot()).unwrap_or_default();
         let bar = match &stats {
@@ -39,7 +50,63 @@ impl StatementProgress {
             before,
             start: Instant::now(),
             bar,
+            live,
+            forced,
         }
+    }
+
+    /// The statement reads a streaming source: the bar gives way to the status line,
+    /// its latency that of the queries numbered above `since_query`.
+    pub(crate) fn streaming(&mut self, sources: LiveSources, since_query: u64) {
+        let terminal = std::io::stderr().is_terminal();
+        if !self.live || !(terminal || self.forced) {
+            return;
+        }
+        self.clear();
+        let bar = if terminal {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let ticking = bar.clone();
+        let ticker = tokio::spawn(async move {
+            let mut last = (
+                Instant::now(),
+                sources.figures(since_query).stream.records_in,
+            );
+            let mut next = Instant::now();
+            loop {
+                if Instant::now() >= next {
+                    let figures = sources.figures(since_query);
+                    let elapsed = last.0.elapsed().as_secs_f64();
+                    let read = figures.stream.records_in.saturating_sub(last.1);
+                    // The first line has no interval behind it yet.
+                    let rate = if elapsed >= 0.5 {
+                        read as f64 / elapsed
+                    } else {
+                        0.0
+                    };
+                    last = (Instant::now(), figures.stream.records_in);
+                    let line = status_line(&figures, rate);
+                    if terminal {
+                        ticking.set_message(line);
+                    } else {
+                        eprintln!("blossom: {line}");
+                    }
+                    next += STATUS_EVERY;
+                }
+                if terminal {
+                    ticking.tick();
+                }
+                tokio::time::sleep(TICK).await;
+            }
+        });
+        self.bar = Some((bar, ticker));
     }
 
     fn draw(stats: Arc<SessionStats>, before: StatsSnapshot) -> (ProgressBar, JoinHandle<()>) {

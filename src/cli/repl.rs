@@ -15,6 +15,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use super::args::{OutputFormat, PrintOptions};
 use super::error::{CliError, EXIT_LIMIT};
 use super::run::{Run, run_sql};
+use super::signal::{EXIT_INTERRUPTED, EXIT_TERMINATED};
 use crate::redact::redact_sql;
 
 /// The prompt for a new statement.
@@ -141,21 +142,16 @@ impl Shell<'_> {
     /// an exceeded limit, which ends the shell.
     async fn execute(&mut self, sql: &str) -> Result<(), CliError> {
         let mut stdout = std::io::stdout();
-        let interrupted = async {
-            // Without a Ctrl-C handler, a statement runs to its end.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        let result = tokio::select! {
-            result = run_sql(self.ctx, sql, &self.options, &mut stdout, self.run) => result,
-            () = interrupted => {
+        // run_sql hears Ctrl-C: it cancels a statement (a streaming one stops reading
+        // first, then finishes or abandons as blossom.on_interrupt says).
+        let result = run_sql(self.ctx, sql, &self.options, &mut stdout, self.run).await;
+        match result {
+            Err(e) if e.code == EXIT_INTERRUPTED => {
                 eprintln!("^C: statement cancelled");
                 Ok(())
             }
-        };
-        match result {
-            Err(e) if e.code == EXIT_LIMIT => Err(e),
+            // SIGTERM ends the shell.
+            Err(e) if e.code == EXIT_LIMIT || e.code == EXIT_TERMINATED => Err(e),
             Err(e) => {
                 eprintln!("Error: {e}");
                 Ok(())

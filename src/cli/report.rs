@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::error::CliError;
-use crate::observe::StatsSnapshot;
+use crate::observe::{StatsSnapshot, StreamSnapshot};
 
 /// One statement of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -17,8 +17,9 @@ pub struct StatementReport {
     pub index: usize,
     /// The statement's SQL.
     pub sql: String,
-    /// `ok`, `failed`, or `output_closed` (its reader closed stdout before every row
-    /// was printed, e.g. `| head -1`: the statement stopped there).
+    /// `ok`, `failed`, `interrupted` (Ctrl-C or SIGTERM stopped it), or
+    /// `output_closed` (its reader closed stdout before every row was printed, e.g.
+    /// `| head -1`: the statement stopped there).
     pub status: &'static str,
     /// Wall time, in milliseconds.
     pub elapsed_ms: u64,
@@ -36,7 +37,7 @@ pub struct StatementReport {
 /// The whole run, as written to the report file.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    /// `ok` or `failed`.
+    /// `ok`, `failed` or `interrupted`.
     pub status: &'static str,
     /// The process exit code.
     pub exit_code: u8,
@@ -48,6 +49,10 @@ pub struct RunReport {
     pub statements: Vec<StatementReport>,
     /// Everything the run's AI calls did.
     pub ai: StatsSnapshot,
+    /// What the session's streaming sources and sinks did; left out when no statement
+    /// read a streaming source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamReport>,
     /// What the run's AI calls cost in USD; `null` when a model's price is unknown.
     pub cost: Option<f64>,
     /// When the response cache could not be used: why, and how many answers were paid
@@ -55,6 +60,39 @@ pub struct RunReport {
     pub cache_unavailable: Option<String>,
     /// The error that ended the run, if any.
     pub error: Option<String>,
+}
+
+/// The streaming counters of the run (see [`crate::observe::StreamStats`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StreamReport {
+    /// Records read from sources.
+    pub records_in: u64,
+    /// Records sinks delivered.
+    pub delivered: u64,
+    /// Lines of sources that were no record.
+    pub malformed: u64,
+    /// Records written to dead-letter files.
+    pub dead_lettered: u64,
+    /// Connections of sources made again after a drop.
+    pub reconnects: u64,
+    /// Sink requests sent again after a failure.
+    pub sink_retries: u64,
+    /// Milliseconds from the session's start to the report.
+    pub uptime_ms: u64,
+}
+
+impl From<StreamSnapshot> for StreamReport {
+    fn from(s: StreamSnapshot) -> Self {
+        Self {
+            records_in: s.records_in,
+            delivered: s.delivered,
+            malformed: s.malformed,
+            dead_lettered: s.dead_lettered,
+            reconnects: s.reconnects,
+            sink_retries: s.sink_retries,
+            uptime_ms: s.uptime_ms,
+        }
+    }
 }
 
 /// Fails unless the report can be written at `path`: checked before the run, so that a

@@ -88,6 +88,7 @@ impl MetricsLog {
             Field::new("cost", DataType::Float64, true),
             millis("latency_p50_ms"),
             millis("latency_p95_ms"),
+            millis("latency_p99_ms"),
             millis("latency_max_ms"),
             Field::new("throttled_ms", DataType::Float64, false),
         ]))
@@ -132,6 +133,7 @@ impl MetricsLog {
             millis(|s| s.cost),
             millis(|s| s.latency_ms.map(|l| l.p50)),
             millis(|s| s.latency_ms.map(|l| l.p95)),
+            millis(|s| s.latency_ms.map(|l| l.p99)),
             millis(|s| s.latency_ms.map(|l| l.max)),
             Arc::new(Float64Array::from_iter_values(
                 snapshots.iter().map(|s| s.throttled_ms),
@@ -348,14 +350,7 @@ impl FunctionMetrics {
             failed_rows: get(&c.failed_rows),
             input_tokens: get(&c.input_tokens),
             output_tokens: get(&c.output_tokens),
-            latency_ms: latency
-                .as_ref()
-                .filter(|l| !l.is_empty())
-                .map(|latency| Latency {
-                    p50: ms(latency.value_at_quantile(0.5)),
-                    p95: ms(latency.value_at_quantile(0.95)),
-                    max: ms(latency.max()),
-                }),
+            latency_ms: latency.as_ref().and_then(Latency::of),
             throttled_ms: ms(get(&c.throttled_us)),
             repacked_rows: get(&c.repacked_rows),
             pack_rows: Some(get(&c.pack_rows)).filter(|n| *n > 0),
@@ -407,8 +402,47 @@ pub struct Latency {
     pub p50: f64,
     /// 95th percentile.
     pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
     /// Slowest.
     pub max: f64,
+}
+
+impl Latency {
+    /// The percentiles of a histogram of microseconds; `None` when it is empty.
+    fn of(histogram: &Histogram<u64>) -> Option<Self> {
+        let ms = |us: u64| us as f64 / 1_000.0;
+        (!histogram.is_empty()).then(|| Self {
+            p50: ms(histogram.value_at_quantile(0.5)),
+            p95: ms(histogram.value_at_quantile(0.95)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+        })
+    }
+}
+
+impl MetricsLog {
+    /// The number of the session's latest query with AI calls (0 when none), for
+    /// [`Self::latency_since`] to start after.
+    pub fn last_query_id(&self) -> u64 {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.iter().map(|e| e.query_id).max().unwrap_or(0)
+    }
+
+    /// The latency of every request of the queries numbered above `query_id`, all
+    /// functions together (the CLI's status line and `/metrics`); `None` when none
+    /// was sent.
+    pub fn latency_since(&self, query_id: u64) -> Option<Latency> {
+        let mut merged = new_histogram()?;
+        for entry in self.entries().iter().filter(|e| e.query_id > query_id) {
+            let latency = entry.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(latency) = latency.as_ref() {
+                // Same bounds: adding cannot fail; a refusal leaves the entry out.
+                let _ = merged.add(latency);
+            }
+        }
+        Latency::of(&merged)
+    }
 }
 
 /// One row of `blossom_metrics()`.
@@ -547,7 +581,33 @@ mod tests {
         let latency = s.latency_ms.unwrap();
         assert!((49.0..=51.0).contains(&latency.p50), "{latency:?}");
         assert!((94.0..=96.0).contains(&latency.p95), "{latency:?}");
+        assert!((98.0..=100.0).contains(&latency.p99), "{latency:?}");
         assert!((99.0..=101.0).contains(&latency.max), "{latency:?}");
+    }
+
+    #[test]
+    fn latency_since_merges_the_later_queries_functions() {
+        let log = Arc::new(MetricsLog::default());
+        assert_eq!(log.last_query_id(), 0);
+        assert_eq!(log.latency_since(0), None);
+        let early = Arc::new(QueryMetrics::new(1, Arc::clone(&log)));
+        early
+            .function("sentiment")
+            .attempt_finished(Duration::from_secs(9), None);
+        let late = Arc::new(QueryMetrics::new(2, Arc::clone(&log)));
+        for ms in 1..=50 {
+            late.function("sentiment")
+                .attempt_finished(Duration::from_millis(ms), None);
+            late.function("enhance")
+                .attempt_finished(Duration::from_millis(ms + 50), None);
+        }
+        assert_eq!(log.last_query_id(), 2);
+        let latency = log.latency_since(1).expect("requests after query 1");
+        assert!((49.0..=51.0).contains(&latency.p50), "{latency:?}");
+        assert!((98.0..=100.0).contains(&latency.p99), "{latency:?}");
+        let all = log.latency_since(0).expect("every request");
+        assert!(all.max > 8_000.0, "query 1's 9 s request is in: {all:?}");
+        assert_eq!(log.latency_since(2), None);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! [`StreamStats`]: what a session's streaming sources and sinks did, for the CLI's
 //! status line, its `--report` and the Prometheus endpoint: records read, bad lines,
-//! reconnects, records delivered to sinks and records sent to dead-letter files.
+//! reconnects, records delivered to sinks and records sent to dead-letter files; and
+//! the signal that stops the sources reading ([`StreamStats::stop_sources`]), which the
+//! CLI gives on Ctrl-C or SIGTERM so that a streaming query ends as if its sources had
+//! ended: the rows read are answered and the sink flushed.
 //!
 //! ```sql
 //! INSERT INTO scored SELECT id, sentiment(text) AS s FROM events;  -- counted as it runs
@@ -8,6 +11,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use tokio::sync::watch;
 
 /// The session's streaming counters, shared by its sources and sinks.
 #[derive(Debug)]
@@ -19,11 +24,14 @@ pub struct StreamStats {
     delivered: AtomicU64,
     dead_lettered: AtomicU64,
     sink_retries: AtomicU64,
+    /// `true` once the sources were asked to stop reading.
+    stop: watch::Sender<bool>,
 }
 
 impl Default for StreamStats {
     fn default() -> Self {
         Self {
+            stop: watch::Sender::new(false),
             started: Instant::now(),
             records_in: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
@@ -85,6 +93,48 @@ impl StreamStats {
         self.sink_retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Asks every source of the session to stop reading and end its stream, as if
+    /// the stream had ended (the CLI's first Ctrl-C): rows already read go on through
+    /// the query and the sink. Sources opened afterwards end at once. Idempotent.
+    pub fn stop_sources(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Lets sources read again after a stopped statement has ended (the shell's next
+    /// statement): clears what [`Self::stop_sources`] set.
+    pub fn resume_sources(&self) {
+        self.stop.send_replace(false);
+    }
+
+    /// Whether [`Self::stop_sources`] was called (and not undone by
+    /// [`Self::resume_sources`]).
+    pub fn sources_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once [`Self::stop_sources`] is called (at once if it was): for a source
+    /// to `select!` on beside its reads.
+    ///
+    /// ```
+    /// # async fn f(stats: std::sync::Arc<blossom_sql::observe::StreamStats>) {
+    /// tokio::select! {
+    ///     () = stats.sources_stop() => { /* end the stream */ }
+    ///     () = std::future::pending::<()>() => { /* a read */ }
+    /// }
+    /// # }
+    /// ```
+    pub async fn sources_stop(&self) {
+        let mut stopped = self.stop.subscribe();
+        // The sender lives in `self`, which outlives this borrow: no error to handle.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+
+    /// A receiver of the stop flag (`true` once stopped), for a source that keeps
+    /// its own task apart from the `StreamStats`.
+    pub fn stop_receiver(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StreamSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -122,5 +172,48 @@ mod tests {
             (snap.delivered, snap.dead_lettered, snap.sink_retries),
             (2, 1, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn stopping_the_sources_wakes_every_waiter_once_and_for_all() {
+        let stats = std::sync::Arc::new(StreamStats::default());
+        assert!(!stats.sources_stopped());
+        let mut receiver = stats.stop_receiver();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let stats = std::sync::Arc::clone(&stats);
+                tokio::spawn(async move { stats.sources_stop().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "nobody stopped yet"
+        );
+        stats.stop_sources();
+        for waiter in waiters {
+            waiter.await.expect("a waiter wakes");
+        }
+        assert!(stats.sources_stopped());
+        receiver
+            .changed()
+            .await
+            .expect("the receiver sees the change");
+        assert!(*receiver.borrow());
+        // A source opened after the stop ends at once; stopping again changes nothing.
+        stats.stop_sources();
+        stats.sources_stop().await;
+        assert!(stats.sources_stopped());
+        // The shell's next statement reads again.
+        stats.resume_sources();
+        assert!(!stats.sources_stopped());
+        let waiter = {
+            let stats = std::sync::Arc::clone(&stats);
+            tokio::spawn(async move { stats.sources_stop().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "not stopped again yet");
+        stats.stop_sources();
+        waiter.await.expect("a waiter wakes");
     }
 }

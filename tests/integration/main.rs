@@ -21,5 +21,6 @@ mod score;
 mod secrets;
 mod sink;
 mod stop;
+mod stream_cli;
 mod streams;
 mod structured;
