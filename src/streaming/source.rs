@@ -18,7 +18,8 @@
 //! the count). What a reconnect replays is the server's business: records seen again
 //! are asked again, and the response cache answers them without paying twice. An HTTP
 //! response that ends normally, a WebSocket closed by the server, or the end of standard
-//! input ends the table.
+//! input ends the table; so does the session's stop signal (`StreamStats::stop_sources`,
+//! the CLI's Ctrl-C), so that the rows read are answered and a sink flushed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -402,13 +403,26 @@ impl PartitionStream for NdjsonSource {
         match primed {
             // What CREATE read first, then the rest of its connection.
             Some(Primed { read, mut rest }) => {
+                let stats = self.observers.stats.clone();
                 tokio::spawn(async move {
                     for chunk in read {
                         if tx.send(chunk).await.is_err() {
                             return;
                         }
                     }
-                    while let Some(chunk) = rest.recv().await {
+                    let stop = async {
+                        match &stats {
+                            Some(stats) => stats.sources_stop().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::pin!(stop);
+                    loop {
+                        let chunk = tokio::select! {
+                            chunk = rest.recv() => chunk,
+                            () = &mut stop => return,
+                        };
+                        let Some(chunk) = chunk else { return };
                         if tx.send(chunk).await.is_err() {
                             return;
                         }
@@ -480,10 +494,21 @@ impl Reader {
                 }
             }
             first = false;
-            let ended = match &self.location {
-                Location::Http(url) => self.http(url).await,
-                Location::WebSocket(url) => self.websocket(url).await,
-                Location::Stdin => self.stdin().await,
+            let connection = async {
+                match &self.location {
+                    Location::Http(url) => self.http(url).await,
+                    Location::WebSocket(url) => self.websocket(url).await,
+                    Location::Stdin => self.stdin().await,
+                }
+            };
+            // Asked to stop (Ctrl-C): the stream ends as if the source had ended it, so
+            // the rows read are answered and the sink flushed.
+            let ended = match &self.stats {
+                Some(stats) => tokio::select! {
+                    ended = connection => ended,
+                    () = stats.sources_stop() => Ended::Done,
+                },
+                None => connection.await,
             };
             let error = match ended {
                 Ended::Done | Ended::Dropped => return,
@@ -520,7 +545,14 @@ impl Reader {
                 wait.as_millis(),
                 self.options.reconnect_max
             );
-            tokio::time::sleep(jitter(wait)).await;
+            let pause = tokio::time::sleep(jitter(wait));
+            match &self.stats {
+                Some(stats) => tokio::select! {
+                    () = pause => {}
+                    () = stats.sources_stop() => return,
+                },
+                None => pause.await,
+            }
             wait = (wait * 2).min(self.options.reconnect_longest);
         }
     }

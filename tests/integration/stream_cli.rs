@@ -329,7 +329,6 @@ fn a_second_ctrl_c_abandons_the_calls_the_first_let_finish() {
 }
 
 #[test]
-#[ignore = "needs the streaming source to end its stream on StreamStats::stop_sources"]
 fn ctrl_c_stops_reading_and_finishes_the_calls_in_flight() {
     let dir = tempfile::tempdir().expect("tempdir");
     let report_path = dir.path().join("run.json");

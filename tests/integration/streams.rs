@@ -428,3 +428,33 @@ async fn a_query_that_stops_taking_rows_stops_the_source_being_read() {
     }
     assert_eq!(rows, total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_sources_ends_a_stream_that_would_go_on() {
+    let sim = simulator(SimConfig::default()).await;
+    // A record every 50 ms for 50 s: far longer than the test.
+    let server = StreamServer::start(vec![Script::lines(
+        (0..1_000).map(record).collect(),
+        Duration::from_millis(50),
+    )])
+    .await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, server.url(), "").await;
+    let plan = ctx
+        .sql("SELECT id, sentiment(text) FROM events")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut stream = execute_stream(plan, ctx.task_ctx()).unwrap();
+    let mut rows = stream.next().await.unwrap().unwrap().num_rows();
+    let stats = ctx.state().config().get_extension::<StreamStats>().unwrap();
+    stats.stop_sources();
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    // Every record read came out; the stream ended long before the server's.
+    assert_eq!(rows as u64, stats.snapshot().records_in);
+    assert!(server.sent() < 1_000);
+}
