@@ -39,7 +39,9 @@ use crate::config::BlossomOptions;
 use crate::observe::AiMetrics;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
-/// 16 × `blossom.max_concurrency` when that is larger.
+/// 16 requests' rows per `blossom.max_concurrency` slot (a request being a pack of
+/// `blossom.pack_rows` rows when the calls pack) when that is larger, so that the next
+/// batch's requests are ready while the last ones of a batch are answered.
 const MIN_ROWS_IN_FLIGHT: usize = 1024;
 
 /// Evaluates AI calls over its input, appending one column per call.
@@ -266,14 +268,15 @@ impl ExecutionPlan for AiExec {
                 )
             })
             .collect();
-        let rows_in_flight_limit = (settings.max_concurrency * 16).max(MIN_ROWS_IN_FLIGHT);
-        // A wave is a pack of rows when the calls pack, else a row.
-        let waves = self.waves.then(|| {
-            let packs = self.calls.iter().any(AiCall::packable) && settings.pack_rows > 1;
-            Waves::new(if packs { settings.pack_rows } else { 1 })
-        });
-        // Over a stream, rows arriving one by one wait a little for a pack to fill.
         let packs = self.calls.iter().any(AiCall::packable) && settings.pack_rows > 1;
+        let rows_per_request = if packs { settings.pack_rows } else { 1 };
+        let rows_in_flight_limit = settings
+            .max_concurrency
+            .saturating_mul(16 * rows_per_request)
+            .max(MIN_ROWS_IN_FLIGHT);
+        // A wave is a pack of rows when the calls pack, else a row.
+        let waves = self.waves.then(|| Waves::new(rows_per_request));
+        // Over a stream, rows arriving one by one wait a little for a pack to fill.
         let gather = (packs
             && options.pack_wait_ms > 0
             && self.input.boundedness().is_unbounded()
