@@ -382,6 +382,8 @@ fn ask(
             // because of one row: the others should not fail with it.
             Err(CallError::Failed { error, .. }) if error.rejects_request() => {
                 control.judge(pack.len(), 0, full);
+                // The halves asked next may need the probe this pack holds.
+                drop(probe);
                 pack
             }
             Err(error) => {

@@ -55,8 +55,8 @@ use crate::observe::error_log::now_unix_ms;
 use crate::observe::{AiMetrics, RowError};
 use crate::provider::{ChatMessage, ChatRequest, message_chars, truncate_chars};
 
-/// The most candidate pairs a semantic join takes on; more needs a narrower join (an
-/// equality on a key, or another condition).
+/// The most candidate pairs (those passing the join's other conditions) a semantic
+/// join takes on; more needs a narrower join.
 const MAX_CANDIDATE_PAIRS: usize = 20_000_000;
 
 /// Pairs of rows whose join condition is evaluated at once.
@@ -482,17 +482,8 @@ impl SemanticJoin {
         let right_ids = texts.intern(&text_column(&self.args.right_text, &right)?);
         let left_rows: Vec<RowText> = valid(&left_ids);
         let right_rows: Vec<RowText> = valid(&right_ids);
-        let total = left_rows.len().saturating_mul(right_rows.len());
-        if total > MAX_CANDIDATE_PAIRS {
-            return Err(DataFusionError::Execution(format!(
-                "ai_match() in a join: {} × {} rows make {total} pairs, more than the \
-                 {MAX_CANDIDATE_PAIRS} a semantic join asks about; narrow the join with an \
-                 equality on a key or another condition",
-                left_rows.len(),
-                right_rows.len()
-            )));
-        }
         let mut rows: HashMap<Key, Vec<(u32, u32)>> = HashMap::new();
+        let mut candidates = 0usize;
         let per_chunk = (PAIRS_PER_CHUNK / right_rows.len().max(1)).max(1);
         for chunk in left_rows.chunks(per_chunk) {
             let pairs: Vec<(RowText, RowText)> = chunk
@@ -502,8 +493,18 @@ impl SemanticJoin {
             let keep = self.passes_filter(&left, &right, &pairs)?;
             for (((l, lt), (r, rt)), keep) in pairs.into_iter().zip(keep) {
                 if keep {
+                    candidates += 1;
                     rows.entry(self.key(lt, rt)).or_default().push((l, r));
                 }
+            }
+            if candidates > MAX_CANDIDATE_PAIRS {
+                return Err(DataFusionError::Execution(format!(
+                    "ai_match() in a join: more than {MAX_CANDIDATE_PAIRS} pairs of rows pass \
+                     the join's other conditions ({} × {} rows), more than a semantic join \
+                     asks about; narrow the join with a more selective condition",
+                    left_rows.len(),
+                    right_rows.len()
+                )));
             }
         }
         let mut keys: Vec<Key> = rows.keys().copied().collect();

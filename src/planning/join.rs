@@ -22,10 +22,10 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal, binary};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::utils::{JoinFilter, build_join_schema};
 use datafusion::physical_plan::joins::{CrossJoinExec, HashJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use crate::execution::AiJoinExec;
 
@@ -111,7 +111,12 @@ impl AiJoin {
         query_id: u64,
         has_ai_call: impl Fn(&Arc<dyn PhysicalExpr>) -> bool,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        if join_block <= 1 {
+        // A semantic join reads both inputs whole: over a stream, pair by pair (the
+        // stream on the probe side) answers as rows come.
+        let streams = [&self.left, &self.right]
+            .iter()
+            .any(|input| input.boundedness().is_unbounded());
+        if join_block <= 1 || streams {
             return Ok(None);
         }
         let (plain, with_ai): (Vec<_>, Vec<_>) = split_conjunction(&self.predicate)
@@ -143,12 +148,19 @@ impl AiJoin {
         )?)))
     }
 
-    /// Every pair of rows: the join without its condition.
+    /// Every pair of rows: the join without its condition. Its filter is `true`, so that
+    /// it stays a nested-loop join, which streams its right input (DataFusion's cross
+    /// join does not, and refuses a stream).
     pub(super) fn all_pairs(&self) -> Result<Arc<dyn ExecutionPlan>> {
+        let always = JoinFilter::new(
+            Arc::new(Literal::new(ScalarValue::Boolean(Some(true)))),
+            Vec::new(),
+            Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+        );
         Ok(Arc::new(NestedLoopJoinExec::try_new(
             Arc::clone(&self.left),
             Arc::clone(&self.right),
-            None,
+            Some(always),
             &JoinType::Inner,
             None,
         )?))

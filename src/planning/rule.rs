@@ -17,9 +17,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, Column, binary};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::joins::CrossJoinExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use super::join::{AiJoin, project};
 use super::unbounded::pass_rows_on;
@@ -103,22 +104,30 @@ impl Planner {
             if !contains_ai_call(filter.predicate()) {
                 return Ok(Transformed::no(node));
             }
-            // ai_match over the rows of a join: the join becomes a semantic join.
-            if let Some(join) = AiJoin::filtered(filter.input(), filter.predicate())?
-                && let Some(plan) =
+            // ai_match over the rows of a join: the join becomes a semantic join. Over a
+            // stream, a cross join (which DataFusion refuses for a stream) becomes a
+            // nested-loop join streaming its right input, and pairs are asked one by one.
+            let mut input = Arc::clone(filter.input());
+            if let Some(join) = AiJoin::filtered(filter.input(), filter.predicate())? {
+                if let Some(plan) =
                     join.in_blocks(self.join_block, self.query_id, contains_ai_call)?
-            {
-                return Ok(Transformed::yes(match filter.projection() {
-                    Some(indices) => project(plan, indices)?,
-                    None => plan,
-                }));
+                {
+                    return Ok(Transformed::yes(match filter.projection() {
+                        Some(indices) => project(plan, indices)?,
+                        None => plan,
+                    }));
+                }
+                if input.downcast_ref::<CrossJoinExec>().is_some()
+                    && input.boundedness().is_unbounded()
+                {
+                    input = join.all_pairs()?;
+                }
             }
             let original_columns = filter.input().schema().fields().len();
             let (plain, with_ai): (Vec<_>, Vec<_>) = split_conjunction(filter.predicate())
                 .into_iter()
                 .cloned()
                 .partition(|e| !contains_ai_call(e));
-            let mut input = Arc::clone(filter.input());
             if !plain.is_empty() {
                 input = Arc::new(FilterExec::try_new(conjunction(plain), input)?);
             }

@@ -52,6 +52,17 @@ impl TableProviderFactory for NdjsonTableFactory {
         let Some(location) = Location::parse(location) else {
             return self.fallback.create(state, cmd).await;
         };
+        if let Location::Http(url) | Location::WebSocket(url) = &location
+            && reqwest::Url::parse(url)
+                .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return plan_err!(
+                "CREATE EXTERNAL TABLE {}: credentials in a stream's URL are refused, since the \
+                 URL shows in errors and logs; send them as a header read from the environment: \
+                 OPTIONS ('header.authorization' 'env:VARIABLE')",
+                cmd.name
+            );
+        }
         let stats = state.config().get_extension::<StreamStats>();
         if !cmd.unbounded {
             // A bounded table at an HTTP(S) URL is a sink, written with INSERT INTO.

@@ -97,7 +97,9 @@ impl Lines {
             return Err(error);
         }
         let mut lines = Vec::new();
-        let mut wait = true;
+        // Lines left complete by the last chunk come first, without waiting.
+        self.take_lines(&mut lines);
+        let mut wait = lines.is_empty();
         while lines.len() < self.max_rows {
             let chunk = if wait {
                 wait = false;
@@ -142,18 +144,21 @@ impl Lines {
         Ok(lines)
     }
 
-    /// Moves the complete lines of `pending` to `lines`.
+    /// Moves complete lines of `pending` to `lines`, until `lines` holds `max_rows`;
+    /// the rest stays pending for the next batch.
     fn take_lines(&mut self, lines: &mut Vec<Vec<u8>>) {
-        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let rest = self.pending.split_off(end + 1);
-        let complete = std::mem::replace(&mut self.pending, rest);
-        for line in complete.split(|b| *b == b'\n') {
+        let mut start = 0;
+        while lines.len() < self.max_rows {
+            let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') else {
+                break;
+            };
+            let line = &self.pending[start..start + end];
             if !line.iter().all(u8::is_ascii_whitespace) {
                 lines.push(line.to_vec());
             }
+            start += end + 1;
         }
+        self.pending.drain(..start);
     }
 
     /// One batch of the good lines of `lines`; the bad ones go to `bad`.
@@ -310,6 +315,20 @@ mod tests {
         assert_eq!(lines, ["not json", "[1, 2]", "{\"id\": \"x\"}"]);
         assert!(bad[0].why.contains("not JSON"), "{:?}", bad[0]);
         assert!(bad[1].why.contains("not a JSON object"), "{:?}", bad[1]);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_of_many_lines_gives_batches_of_at_most_max_rows() {
+        let many: String = (0..250).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(data(&many)).await.unwrap();
+        drop(tx);
+        let batches: Vec<RecordBatch> = records(schema(), rx, 100, Arc::new(|_| {}))
+            .map(|b| b.unwrap())
+            .collect()
+            .await;
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [100, 100, 50]);
     }
 
     #[tokio::test]

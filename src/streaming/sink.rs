@@ -544,7 +544,9 @@ impl DataSink for HttpSink {
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let (headers, secrets) = self.headers()?;
+        // A redirect would turn the POST into a body-less GET whose 2xx is no delivery.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

@@ -565,6 +565,8 @@ impl Reader {
     async fn http(&self, url: &str) -> Ended {
         let client = match reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A half-open connection is noticed, and made again.
+            .tcp_keepalive(Duration::from_secs(30))
             .build()
         {
             Ok(client) => client,

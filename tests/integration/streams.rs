@@ -458,3 +458,39 @@ async fn stopping_the_sources_ends_a_stream_that_would_go_on() {
     assert_eq!(rows as u64, stats.snapshot().records_in);
     assert!(server.sent() < 1_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_a_stream_url_are_refused() {
+    let sim = simulator(SimConfig::default()).await;
+    let ctx = session(&sim, &[]);
+    let error = ctx
+        .sql(
+            "CREATE UNBOUNDED EXTERNAL TABLE e (id BIGINT) STORED AS NDJSON \
+             LOCATION 'https://user:tok-in-url@127.0.0.1:1/stream'",
+        )
+        .await
+        .expect_err("refused");
+    let message = error.to_string();
+    assert!(message.contains("env:VARIABLE"), "{message}");
+    assert!(!message.contains("tok-in-url"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_a_stream_on_ai_match_is_asked_pair_by_pair_as_rows_come() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = StreamServer::start(vec![Script::lines(
+        (0..3).map(record).collect(),
+        Duration::ZERO,
+    )])
+    .await;
+    let ctx = session(&sim, &[]);
+    create(&ctx, server.url(), "").await;
+    let sql = "SELECT e.id, r.label FROM (VALUES ('loved it, great'), ('broken, awful')) AS r(label) \
+               JOIN events e ON ai_match(r.label, e.text, 'the same opinion')";
+    let plan = physical_plan(&ctx, sql).await;
+    assert!(!plan.contains("BlossomAiJoinExec"), "{plan}");
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    // Record 0 is positive, 1 negative, 2 neutral: one match each for the first two.
+    assert_eq!(rows, 2);
+}
