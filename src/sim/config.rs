@@ -116,6 +116,9 @@ pub struct FaultConfig {
     /// Rate of packed requests whose every item is answered with its own text (a model
     /// echoing the input back).
     pub pack_echo: f64,
+    /// Rate of packed requests refused with a `400` (`context_length_exceeded`), as a
+    /// provider refuses a prompt it finds too long.
+    pub pack_reject: f64,
 }
 
 impl Default for FaultConfig {
@@ -140,6 +143,7 @@ impl Default for FaultConfig {
             pack_shuffle: 0.0,
             pack_ignore: 0.0,
             pack_echo: 0.0,
+            pack_reject: 0.0,
         }
     }
 }
@@ -162,6 +166,7 @@ impl FaultConfig {
             ("pack_shuffle", self.pack_shuffle),
             ("pack_ignore", self.pack_ignore),
             ("pack_echo", self.pack_echo),
+            ("pack_reject", self.pack_reject),
         ];
         for (name, rate) in rates {
             validate_rate(name, rate)?;

@@ -241,6 +241,11 @@ async fn chat(
             sleep(plan.delay).await;
             Ok(value_response(StatusCode::OK, &answer("", 0)))
         }
+        None if rejects_pack(&request.messages, &config) => Ok(error_response(
+            StatusCode::BAD_REQUEST,
+            "the packed prompt is too long for the model",
+            "context_length_exceeded",
+        )),
         None => {
             let content = content_for(&request.messages, &config);
             let content = match &echo {
@@ -312,6 +317,16 @@ fn content_for(messages: &[ChatMessage], config: &SimConfig) -> String {
     packed_answer(messages, &config.faults, config.seed)
         .or_else(|| block_answer(messages, &config.faults, config.seed))
         .unwrap_or_else(|| answer_for(messages))
+}
+
+/// Whether a packed request is refused, at the rate of `pack_reject` (drawn from the
+/// request's text, so the same pack is always refused or always answered).
+fn rejects_pack(messages: &[ChatMessage], config: &SimConfig) -> bool {
+    let rate = config.faults.pack_reject;
+    rate > 0.0 && packed_items(messages).is_some_and(|items| items > 1) && {
+        let text = messages.last().map_or("", |m| m.content.as_str());
+        fastrand::Rng::with_seed(super::answers::fnv1a(text) ^ config.seed).f64() < rate
+    }
 }
 
 /// How many questions a chat request asks (see [`super::stats::SimStats::questions`]).

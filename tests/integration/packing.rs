@@ -274,3 +274,29 @@ async fn packs_of_short_texts_cost_at_most_15_percent_more_prompt_tokens_than_th
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_the_provider_refuses_for_their_content_are_asked_again_row_by_row() {
+    // Every packed request is refused with a 400, as a prompt too long would be: under
+    // on_error = 'null' the rows are asked in halves, then alone, and the query ends with
+    // every row's value (it used to wait forever for the probe the refused pack held;
+    // under 'fail' the refusal stops the query at once).
+    let sim = faulty_simulator(FaultConfig {
+        pack_reject: 1.0,
+        ..FaultConfig::default()
+    })
+    .await;
+    let ctx = session(&sim, &[("pack_rows", "8"), ("on_error", "null")]);
+    let texts = texts(20, 0);
+    register_texts(&ctx, &texts);
+    let values = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        column(&ctx, "SELECT sentiment(text) FROM t"),
+    )
+    .await
+    .expect("the query ends")
+    .unwrap();
+    assert_eq!(values, expected_sentiments(&texts));
+    assert_eq!(session_stats(&ctx).unwrap().snapshot().failed_rows, 0);
+    assert_eq!(sim.stats().answered, 20, "every row answered alone");
+}
