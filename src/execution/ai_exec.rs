@@ -33,9 +33,8 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, Stream, StreamExt};
 
 use super::ai_call::{AiCall, CallRuntime};
-use super::services::AiServices;
+use super::services::Started;
 use super::waves::Waves;
-use crate::config::BlossomOptions;
 use crate::observe::AiMetrics;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
@@ -243,16 +242,12 @@ impl ExecutionPlan for AiExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let options = context
-            .session_config()
-            .options()
-            .extensions
-            .get::<BlossomOptions>()
-            .cloned()
-            .unwrap_or_default();
-        let settings = Arc::new(options.resolve()?);
-        let services = AiServices::of(&context)?;
-        let query = services.query(&context, self.query_id, &options);
+        let Started {
+            options,
+            settings,
+            services,
+            query,
+        } = Started::in_context(&context, self.query_id)?;
         let operator = AiMetrics::new(&self.metrics, partition);
         let runtimes: Vec<CallRuntime> = self
             .calls

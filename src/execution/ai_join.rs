@@ -45,9 +45,9 @@ use futures::future::{BoxFuture, join_all};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use super::ai_call::{AiCall, CallRuntime};
-use super::services::AiServices;
+use super::services::Started;
 use super::waves::Waves;
-use crate::config::{BlossomOptions, JoinPrefilter, OnError};
+use crate::config::{JoinPrefilter, OnError};
 use crate::dispatch::{CallError, StopReason, embedding};
 use crate::error_class::ErrorClass;
 use crate::functions::{AiFunction, AiMatch, Constants};
@@ -331,16 +331,12 @@ impl ExecutionPlan for AiJoinExec {
         if partition != 0 {
             return internal_err!("BlossomAiJoinExec has one partition, not {partition}");
         }
-        let options = context
-            .session_config()
-            .options()
-            .extensions
-            .get::<BlossomOptions>()
-            .cloned()
-            .unwrap_or_default();
-        let settings = Arc::new(options.resolve()?);
-        let services = AiServices::of(&context)?;
-        let query = services.query(&context, self.query_id, &options);
+        let Started {
+            options,
+            settings,
+            services,
+            query,
+        } = Started::in_context(&context, self.query_id)?;
         let operator = AiMetrics::new(&self.metrics, partition);
         let runtime = CallRuntime::new(
             "ai_match",

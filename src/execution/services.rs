@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use datafusion::common::{Result, internal_datafusion_err};
 use datafusion::execution::TaskContext;
 
-use crate::config::BlossomOptions;
+use crate::config::{BlossomOptions, ProviderSettings};
 use crate::dispatch::{AnswerMemo, Dispatcher, PackControl, QueryBudget, QueryControl};
 use crate::observe::{ErrorLog, MetricsLog, QueryMetrics, SessionStats};
 
@@ -113,6 +113,37 @@ impl AiServices {
         });
         queries.push((Arc::downgrade(context), Arc::clone(&state)));
         state
+    }
+}
+
+/// What an AI operator executes with: the session's `blossom.*` options and the
+/// settings they resolve to, the session's services and the query's state.
+pub(crate) struct Started {
+    pub options: BlossomOptions,
+    pub settings: Arc<ProviderSettings>,
+    pub services: Arc<AiServices>,
+    pub query: Arc<QueryState>,
+}
+
+impl Started {
+    /// What the operators of query `query_id` running in `context` take.
+    pub(crate) fn in_context(context: &Arc<TaskContext>, query_id: u64) -> Result<Self> {
+        let options = context
+            .session_config()
+            .options()
+            .extensions
+            .get::<BlossomOptions>()
+            .cloned()
+            .unwrap_or_default();
+        let settings = Arc::new(options.resolve()?);
+        let services = AiServices::of(context)?;
+        let query = services.query(context, query_id, &options);
+        Ok(Self {
+            options,
+            settings,
+            services,
+            query,
+        })
     }
 }
 
