@@ -11,6 +11,7 @@
 //! to `blossom.requests_per_minute` and retries what can be retried.
 
 pub mod cli;
+pub mod cluster_token;
 pub mod config;
 pub mod dispatch;
 pub mod error_class;

@@ -19,7 +19,7 @@ use std::path::Path;
 /// ARCHITECTURE.md file at the top of the repository explains them.
 const LAYERS: &[&[&str]] = &[
     &["error_class", "redact"],
-    &["config"],
+    &["config", "cluster_token"],
     &["provider", "file_tables"],
     &["functions", "observe"],
     &["dispatch"],
