@@ -11,6 +11,7 @@
 //! to `blossom.requests_per_minute` and retries what can be retried.
 
 pub mod cli;
+pub mod cluster;
 pub mod cluster_token;
 pub mod config;
 pub mod dispatch;
@@ -28,4 +29,4 @@ pub mod sim;
 pub mod streaming;
 
 pub use config::{ApiKey, BlossomOptions, OnError, OnInterrupt, ProviderPreset, ProviderSettings};
-pub use session::BlossomSessionBuilder;
+pub use session::{BlossomSessionBuilder, BlossomWorkerSessions};

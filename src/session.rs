@@ -13,10 +13,20 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use async_trait::async_trait;
+use datafusion::execution::SessionState;
+use tonic::codegen::http::HeaderMap;
+use datafusion_distributed::{
+    DistributedExt, SessionStateBuilderExt, WorkerQueryContext, WorkerSessionBuilder,
+};
+use url::Url;
+
+use crate::cluster::{AiStages, ClusterPlanner, TokenChannels, Workers, options_from_headers};
+use crate::cluster_token::ClusterToken;
 use crate::config::{ApiKey, BlossomOptions};
 use crate::dispatch::Dispatcher;
 use crate::estimate::EstimateTable;
-use crate::execution::AiServices;
+use crate::execution::{AiExecCodec, AiServices};
 use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
 use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats, StreamStats};
@@ -46,6 +56,8 @@ const SIMULATOR_MODEL: &str = "blossom-sim";
 pub struct BlossomSessionBuilder {
     options: BlossomOptions,
     config: SessionConfig,
+    workers: Vec<Url>,
+    token: Option<ClusterToken>,
 }
 
 impl Default for BlossomSessionBuilder {
@@ -60,6 +72,8 @@ impl BlossomSessionBuilder {
         Self {
             options: BlossomOptions::default(),
             config: SessionConfig::new(),
+            workers: Vec::new(),
+            token: None,
         }
     }
 
@@ -69,6 +83,8 @@ impl BlossomSessionBuilder {
         Ok(Self {
             options: BlossomOptions::from_env()?,
             config: SessionConfig::new(),
+            workers: Vec::new(),
+            token: None,
         })
     }
 
@@ -121,6 +137,31 @@ impl BlossomSessionBuilder {
         self
     }
 
+    /// Makes the session a coordinator of the `blossom worker` processes in `list`
+    /// (`host:port` entries separated by commas): the stages of a query that hold AI
+    /// calls run on them. Empty: a session of one process.
+    ///
+    /// ```no_run
+    /// # fn f() -> datafusion::common::Result<()> {
+    /// use blossom_sql::BlossomSessionBuilder;
+    /// // BLOSSOM_CLUSTER_TOKEN is the token the workers were started with.
+    /// let ctx = BlossomSessionBuilder::from_env()?
+    ///     .with_workers("10.0.0.11:50051,10.0.0.12:50051")?
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_workers(mut self, list: &str) -> Result<Self> {
+        self.workers = crate::cluster::parse_workers(list)?;
+        Ok(self)
+    }
+
+    /// The token a coordinator presents to its workers, instead of
+    /// `BLOSSOM_CLUSTER_TOKEN`.
+    pub fn with_cluster_token(mut self, token: ClusterToken) -> Self {
+        self.token = Some(token);
+        self
+    }
+
     /// The options the session will start with.
     pub fn options(&self) -> &BlossomOptions {
         &self.options
@@ -129,27 +170,27 @@ impl BlossomSessionBuilder {
     /// The session: DataFusion's defaults, `information_schema`, the `blossom.*`
     /// options, every AI function, and the rule that runs them concurrently.
     pub fn build(self) -> Result<SessionContext> {
-        let stats = Arc::new(SessionStats::default());
-        let errors = Arc::new(ErrorLog::default());
-        let metrics = Arc::new(MetricsLog::default());
-        let dispatcher = Dispatcher::new(Arc::clone(&stats))
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        // What AI operators run with, taken from the session at execute time.
-        let services = AiServices::new(
-            Arc::new(dispatcher),
-            Arc::clone(&errors),
-            Arc::clone(&metrics),
-            Arc::clone(&stats),
+        let shared = Shared::new()?;
+        let coordinator = match self.workers.is_empty() {
+            true => None,
+            false => Some((
+                Workers::new(self.workers),
+                TokenChannels::new(&match self.token {
+                    Some(token) => token,
+                    None => ClusterToken::from_env().map_err(|e| {
+                        DataFusionError::Configuration(format!(
+                            "a session with workers needs the cluster's token: {e}"
+                        ))
+                    })?,
+                })?,
+            )),
+        };
+        let options = self.options;
+        let config = shared.attach(
+            self.config
+                .with_information_schema(true)
+                .with_option_extension(options.clone()),
         );
-        let config = self
-            .config
-            .with_information_schema(true)
-            .with_option_extension(self.options)
-            .with_extension(stats)
-            .with_extension(Arc::clone(&errors))
-            .with_extension(Arc::clone(&metrics))
-            .with_extension(Arc::new(services))
-            .with_extension(Arc::new(StreamStats::default()));
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
@@ -183,16 +224,127 @@ impl BlossomSessionBuilder {
                 Arc::new(NdjsonTableFactory::new(fallback)),
             );
         }
+        if let Some((workers, channels)) = coordinator {
+            builder = builder
+                .with_distributed_worker_resolver(workers.clone())
+                .with_distributed_channel_resolver(channels.clone())
+                .with_distributed_planner()
+                .with_distributed_option_extension(options)
+                .with_distributed_user_codec(AiExecCodec)
+                .with_distributed_desired_task_count_handler(AiStages);
+            if let Some(distributed) = builder.query_planner().take() {
+                builder = builder.with_query_planner(Arc::new(ClusterPlanner::new(
+                    distributed,
+                    channels,
+                    workers,
+                )));
+            }
+        }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         files.attach(&ctx);
         for udf in functions::udfs() {
             ctx.register_udf(udf);
         }
-        ctx.register_udtf("blossom_errors", Arc::new(ErrorsTable::new(errors)));
-        ctx.register_udtf("blossom_metrics", Arc::new(MetricsTable::new(metrics)));
+        ctx.register_udtf("blossom_errors", Arc::new(ErrorsTable::new(shared.errors)));
+        ctx.register_udtf("blossom_metrics", Arc::new(MetricsTable::new(shared.metrics)));
         ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
+    }
+}
+
+/// What the AI operators of a session share, made once per session (once per process
+/// for a worker, whose every query is a session of its own).
+#[derive(Clone)]
+struct Shared {
+    stats: Arc<SessionStats>,
+    errors: Arc<ErrorLog>,
+    metrics: Arc<MetricsLog>,
+    services: Arc<AiServices>,
+    streams: Arc<StreamStats>,
+}
+
+impl Shared {
+    fn new() -> Result<Self> {
+        let stats = Arc::new(SessionStats::default());
+        let errors = Arc::new(ErrorLog::default());
+        let metrics = Arc::new(MetricsLog::default());
+        let dispatcher = Dispatcher::new(Arc::clone(&stats))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // What AI operators run with, taken from the session at execute time.
+        let services = Arc::new(AiServices::new(
+            Arc::new(dispatcher),
+            Arc::clone(&errors),
+            Arc::clone(&metrics),
+            Arc::clone(&stats),
+        ));
+        Ok(Self {
+            stats,
+            errors,
+            metrics,
+            services,
+            streams: Arc::new(StreamStats::default()),
+        })
+    }
+
+    /// `config` with these as its extensions.
+    fn attach(&self, config: SessionConfig) -> SessionConfig {
+        config
+            .with_extension(Arc::clone(&self.stats))
+            .with_extension(Arc::clone(&self.errors))
+            .with_extension(Arc::clone(&self.metrics))
+            .with_extension(Arc::clone(&self.services))
+            .with_extension(Arc::clone(&self.streams))
+    }
+}
+
+/// The sessions of a `blossom worker`: one per plan fragment, each with every AI
+/// function, the operators' codec, the worker's own options (its provider key from its
+/// environment) overridden by the coordinator's settings, and the services of the
+/// worker's process (one dispatcher: one set of limits, one cache, for every query).
+pub struct BlossomWorkerSessions {
+    base: BlossomOptions,
+    shared: Shared,
+}
+
+impl std::fmt::Debug for BlossomWorkerSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlossomWorkerSessions").finish_non_exhaustive()
+    }
+}
+
+impl BlossomWorkerSessions {
+    /// Sessions starting from `builder`'s options.
+    pub fn new(builder: &BlossomSessionBuilder) -> Result<Self> {
+        Ok(Self {
+            base: builder.options.clone(),
+            shared: Shared::new()?,
+        })
+    }
+
+    /// The session of one plan fragment: DataFusion's state as the worker service made
+    /// it, with blossom's functions, codec, options and services.
+    pub fn state(&self, builder: SessionStateBuilder, headers: &HeaderMap) -> Result<SessionState> {
+        let options = options_from_headers(&self.base, headers)?;
+        let mut builder = builder;
+        let config = builder.config().take().unwrap_or_default();
+        let config = self.shared.attach(config.with_option_extension(options));
+        let mut builder = builder
+            .with_config(config)
+            .with_distributed_user_codec(AiExecCodec);
+        // Appended: with_scalar_functions would replace DataFusion's own.
+        builder
+            .scalar_functions()
+            .get_or_insert_default()
+            .extend(functions::udfs().into_iter().map(Arc::new));
+        Ok(builder.build())
+    }
+}
+
+#[async_trait]
+impl WorkerSessionBuilder for BlossomWorkerSessions {
+    async fn build_session_state(&self, ctx: WorkerQueryContext) -> Result<SessionState> {
+        self.state(ctx.builder, &ctx.headers)
     }
 }
 

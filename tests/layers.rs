@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["dispatch"],
     &["execution", "sim", "streaming"],
     &["planning", "estimate"],
+    &["cluster"],
     &["session"],
     &["cli"],
 ];

@@ -59,6 +59,11 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", global = true)]
     pub metrics_addr: Option<String>,
 
+    /// Run as the coordinator of these `blossom worker` processes (host:port, separated
+    /// by commas): the stages of a query that hold AI calls run on them. Needs
+    /// BLOSSOM_CLUSTER_TOKEN, the token the workers were started with
+    #[arg(long, value_name = "HOST:PORT,...", env = "BLOSSOM_WORKERS", global = true)]
+    pub workers: Option<String>,
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
@@ -122,6 +127,20 @@ impl ProviderArgs {
 pub enum Command {
     /// Convert a file to another (Parquet, CSV or JSON), adding AI columns on the way
     Convert(ConvertArgs),
+    /// Serve as a worker of a cluster: run the parts of queries a coordinator
+    /// (`blossom --workers ...`) sends, with the provider key of this process's
+    /// environment. Needs BLOSSOM_CLUSTER_TOKEN
+    Worker(WorkerArgs),
+}
+
+/// `blossom worker --listen 127.0.0.1:50051`
+#[derive(Debug, Clone, ClapArgs)]
+pub struct WorkerArgs {
+    /// The address to serve on (port 0: any free port, printed on stderr). Another
+    /// address than 127.0.0.1 exposes the worker to the network: use it only on a
+    /// private network, with a strong token
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50051")]
+    pub listen: String,
 }
 
 /// `blossom convert IN OUT --add "sentiment(text) AS sentiment" [--where "..."]`

@@ -26,7 +26,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         report::check_writable(path)?;
     }
     let options = args.print_options();
-    let (ctx, _simulator) = session(&args.provider, options.quiet).await?;
+    if let Some(Command::Worker(worker)) = &args.command {
+        return super::worker::run(worker, &args.provider, options.quiet).await;
+    }
+    let (ctx, _simulator) = session(&args.provider, args.workers.as_deref(), options.quiet).await?;
     // Served until the run ends (dropped with it).
     let _metrics = match &args.metrics_addr {
         Some(addr) => {
@@ -41,6 +44,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let mut run = Run::new(args.report.clone(), args.max_failed_rows);
     let result = match &args.command {
         Some(Command::Convert(convert)) => convert::run(&ctx, convert, &options, &mut run).await,
+        Some(Command::Worker(_)) => Ok(()),
         None => run_scripts(&ctx, &args, &options, &mut run).await,
     };
     run.finish(result)
@@ -82,12 +86,30 @@ async fn run_scripts(
     }
 }
 
-/// The session the flags ask for, and the simulator it talks to with `--simulate`
-/// (keep it alive as long as the session).
+/// The session the flags ask for (a coordinator of `workers`, if any), and the
+/// simulator it talks to with `--simulate` (keep it alive as long as the session).
 pub async fn session(
     provider: &ProviderArgs,
+    workers: Option<&str>,
     quiet: bool,
 ) -> Result<(SessionContext, Option<Simulator>), CliError> {
+    let (mut builder, simulator) = session_builder(provider, quiet).await?;
+    if let Some(workers) = workers.filter(|w| !w.trim().is_empty()) {
+        builder = builder
+            .with_workers(workers)
+            .map_err(|e| CliError::usage(format!("--workers: {}", configuration_message(&e))))?;
+    }
+    let ctx = builder
+        .build()
+        .map_err(|e| CliError::usage(configuration_message(&e)))?;
+    Ok((ctx, simulator))
+}
+
+/// The session builder the provider flags ask for, and the simulator of `--simulate`.
+pub(crate) async fn session_builder(
+    provider: &ProviderArgs,
+    quiet: bool,
+) -> Result<(BlossomSessionBuilder, Option<Simulator>), CliError> {
     let mut builder = BlossomSessionBuilder::from_env().map_err(|e| CliError::setting(&e))?;
     for (key, value) in provider.options() {
         builder = builder.with_option(key, value).map_err(|e| {
@@ -118,5 +140,5 @@ pub async fn session(
     } else {
         None
     };
-    Ok((builder.build()?, simulator))
+    Ok((builder, simulator))
 }

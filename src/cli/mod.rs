@@ -13,9 +13,11 @@ mod repl;
 mod report;
 mod run;
 mod signal;
+mod worker;
 
 pub use args::{
     Args, Command, ConvertArgs, FileFormat, MaxRows, OutputFormat, PrintOptions, ProviderArgs,
+    WorkerArgs,
 };
 pub use error::{CliError, EXIT_LIMIT, EXIT_OK, EXIT_QUERY, EXIT_USAGE};
 pub use exec::{run, session};
