@@ -15,10 +15,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use async_trait::async_trait;
 use datafusion::execution::SessionState;
-use tonic::codegen::http::HeaderMap;
 use datafusion_distributed::{
     DistributedExt, SessionStateBuilderExt, WorkerQueryContext, WorkerSessionBuilder,
 };
+use tonic::codegen::http::HeaderMap;
 use url::Url;
 
 use crate::cluster::{AiStages, ClusterPlanner, TokenChannels, Workers, options_from_headers};
@@ -247,7 +247,10 @@ impl BlossomSessionBuilder {
             ctx.register_udf(udf);
         }
         ctx.register_udtf("blossom_errors", Arc::new(ErrorsTable::new(shared.errors)));
-        ctx.register_udtf("blossom_metrics", Arc::new(MetricsTable::new(shared.metrics)));
+        ctx.register_udtf(
+            "blossom_metrics",
+            Arc::new(MetricsTable::new(shared.metrics)),
+        );
         ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
     }
@@ -305,20 +308,24 @@ impl Shared {
 pub struct BlossomWorkerSessions {
     base: BlossomOptions,
     shared: Shared,
+    channels: TokenChannels,
 }
 
 impl std::fmt::Debug for BlossomWorkerSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlossomWorkerSessions").finish_non_exhaustive()
+        f.debug_struct("BlossomWorkerSessions")
+            .finish_non_exhaustive()
     }
 }
 
 impl BlossomWorkerSessions {
-    /// Sessions starting from `builder`'s options.
-    pub fn new(builder: &BlossomSessionBuilder) -> Result<Self> {
+    /// Sessions starting from `builder`'s options; calls to other workers (a stage
+    /// reading another's output) present `token`.
+    pub fn new(builder: &BlossomSessionBuilder, token: &ClusterToken) -> Result<Self> {
         Ok(Self {
             base: builder.options.clone(),
             shared: Shared::new()?,
+            channels: TokenChannels::new(token)?,
         })
     }
 
@@ -331,7 +338,8 @@ impl BlossomWorkerSessions {
         let config = self.shared.attach(config.with_option_extension(options));
         let mut builder = builder
             .with_config(config)
-            .with_distributed_user_codec(AiExecCodec);
+            .with_distributed_user_codec(AiExecCodec)
+            .with_distributed_channel_resolver(self.channels.clone());
         // Appended: with_scalar_functions would replace DataFusion's own.
         builder
             .scalar_functions()

@@ -62,7 +62,12 @@ pub struct Args {
     /// Run as the coordinator of these `blossom worker` processes (host:port, separated
     /// by commas): the stages of a query that hold AI calls run on them. Needs
     /// BLOSSOM_CLUSTER_TOKEN, the token the workers were started with
-    #[arg(long, value_name = "HOST:PORT,...", env = "BLOSSOM_WORKERS", global = true)]
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        env = "BLOSSOM_WORKERS",
+        global = true
+    )]
     pub workers: Option<String>,
     #[command(flatten)]
     pub provider: ProviderArgs,

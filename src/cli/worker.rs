@@ -25,7 +25,8 @@ pub(crate) async fn run(
     })?;
     let listen = listen_address(&args.listen)?;
     let (builder, _simulator) = session_builder(provider, quiet).await?;
-    let sessions = BlossomWorkerSessions::new(&builder).map_err(|e| CliError::setting(&e))?;
+    let sessions =
+        BlossomWorkerSessions::new(&builder, &token).map_err(|e| CliError::setting(&e))?;
     let mut signals = Signals::new();
     let server = serve_worker(listen, token, sessions)
         .await

@@ -119,7 +119,9 @@ pub async fn check_workers(channels: &TokenChannels, urls: &[Url]) -> Result<()>
                 Err(DataFusionError::Execution(
                     if text.contains("unreachable") {
                         text
-                    } else if text.contains("BLOSSOM_CLUSTER_TOKEN") || text.contains("nauthenticated") {
+                    } else if text.contains("BLOSSOM_CLUSTER_TOKEN")
+                        || text.contains("nauthenticated")
+                    {
                         format!(
                             "blossom worker {name} refused this coordinator's cluster token \
                              (BLOSSOM_CLUSTER_TOKEN differs)"

@@ -13,6 +13,7 @@
 //! - [`channels`]: the coordinator's connections to workers, each presenting the
 //!   cluster's token, and the check that every worker answers before a query starts.
 //! - [`auth`]: the worker's tower layer that refuses a peer without the token.
+//! - [`failures`]: an error of a cluster query names the workers that went down.
 //! - [`planner`]: the coordinator's planner: the checks above, then the distributed
 //!   planner over blossom's own.
 //! - [`stages`]: a stage holding an AI operator gets one task per worker.
@@ -23,6 +24,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod failures;
 pub mod planner;
 pub mod settings;
 pub mod stages;

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::common::{DataFusionError, Result};
 use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::cluster::failures::NamedFailures;
 use crate::cluster::{TokenChannels, Workers, check_workers, settings_that_cannot_travel};
 use crate::config::BlossomOptions;
 
@@ -68,8 +69,14 @@ impl QueryPlanner for ClusterPlanner {
             )));
         }
         check_workers(&self.channels, &self.workers.urls()).await?;
-        self.distributed
+        let plan = self
+            .distributed
             .create_physical_plan(logical_plan, session_state)
-            .await
+            .await?;
+        Ok(Arc::new(NamedFailures::new(
+            plan,
+            self.channels.clone(),
+            self.workers.clone(),
+        )))
     }
 }

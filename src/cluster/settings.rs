@@ -106,7 +106,9 @@ mod tests {
         assert_eq!(resolved.api_key.expose(), Some("sk-worker-own"));
 
         header(&mut headers, "max_concurrency", "many");
-        let e = options_from_headers(&base, &headers).unwrap_err().to_string();
+        let e = options_from_headers(&base, &headers)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("blossom.max_concurrency"), "{e}");
     }
 

@@ -185,6 +185,7 @@ async fn chat(
     state
         .stats
         .model_requested(request.model.as_deref().unwrap_or_default());
+    state.stats.key_presented(&key_label(&parts.headers));
     if request.wants_json_schema() && !config.json_schema {
         return Ok(error_response(
             StatusCode::BAD_REQUEST,
@@ -368,6 +369,30 @@ fn authorized(config: &SimConfig, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && token.trim() == key)
+}
+
+/// Which key a request presented, without showing it: its last four characters after
+/// `…`, or `""` without a bearer token.
+fn key_label(headers: &HeaderMap) -> String {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    let tail: String = token
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("…{tail}")
+    }
 }
 
 /// The request's headers as one line, values and all.

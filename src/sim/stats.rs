@@ -40,6 +40,10 @@ pub struct SimStats {
     /// Well-formed chat requests by the model they asked for (`""` when none).
     #[serde(default)]
     pub requests_by_model: BTreeMap<String, u64>,
+    /// Well-formed chat requests by the key they presented, as its last four
+    /// characters after `…` (`""` without a key): which process of a cluster sent them.
+    #[serde(default)]
+    pub requests_by_key: BTreeMap<String, u64>,
     /// Well-formed chat requests that asked for a JSON answer with a `response_format`
     /// of type `json_schema` or `json_object`.
     #[serde(default)]
@@ -66,6 +70,7 @@ pub struct StatsCounters {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     requests_by_model: Mutex<BTreeMap<String, u64>>,
+    requests_by_key: Mutex<BTreeMap<String, u64>>,
     json_requests: AtomicU64,
     questions: AtomicU64,
 }
@@ -123,6 +128,15 @@ impl StatsCounters {
         *by_model.entry(model.to_string()).or_insert(0) += 1;
     }
 
+    /// Counts a well-formed chat request that presented the key labelled `label`.
+    pub fn key_presented(&self, label: &str) {
+        let mut by_key = self
+            .requests_by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *by_key.entry(label.to_string()).or_insert(0) += 1;
+    }
+
     /// Counts a well-formed chat request asking for a JSON answer.
     pub fn json_requested(&self) {
         bump(&self.json_requests, 1);
@@ -176,6 +190,10 @@ impl StatsCounters {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.requests_by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// A snapshot of the counters.
@@ -200,6 +218,11 @@ impl StatsCounters {
             completion_tokens: get(&self.completion_tokens),
             requests_by_model: self
                 .requests_by_model
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            requests_by_key: self
+                .requests_by_key
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),

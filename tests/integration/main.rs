@@ -4,6 +4,7 @@
 mod budget;
 mod cache;
 mod cli;
+mod cluster;
 mod codec;
 mod common;
 mod convert;

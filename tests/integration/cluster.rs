@@ -1,0 +1,372 @@
+//! A cluster of real processes on 127.0.0.1: three `blossom worker`s, each with a
+//! provider key of its own, and a coordinator `blossom --workers ...`, against the
+//! simulator of the test process (which counts requests by the key that sent them).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use blossom_sql::sim::{SimConfig, Simulator};
+
+use crate::common::{blossom_command, simulator};
+
+const TOKEN: &str = "cluster-test-token-5521";
+const COORDINATOR_KEY: &str = "sk-coordinator-secret-9090";
+
+/// Longest a worker may take to start listening.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One `blossom worker` process, killed when dropped.
+struct Worker {
+    child: Child,
+    addr: String,
+    /// The last four characters of its key, as the simulator labels requests.
+    label: String,
+    _stderr: Receiver<String>,
+}
+
+impl Worker {
+    fn start(i: usize, extra_env: &[(&str, &str)]) -> Self {
+        let key = format!("sk-worker-key-{i}{i}{i}{i}");
+        let mut command = blossom_command(&["worker", "--listen", "127.0.0.1:0"]);
+        command
+            .env("BLOSSOM_CLUSTER_TOKEN", TOKEN)
+            .env("BLOSSOM_API_KEY", &key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (var, value) in extra_env {
+            command.env(var, value);
+        }
+        let mut child = command.spawn().expect("blossom worker starts");
+        let (send, lines) = channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let addr = loop {
+            let line = lines
+                .recv_timeout(PATIENCE.saturating_sub(started.elapsed()))
+                .expect("the worker says where it listens");
+            if let Some(addr) = line.strip_prefix("blossom worker: listening on ") {
+                break addr.trim().to_string();
+            }
+        };
+        Self {
+            child,
+            addr,
+            label: format!("…{i}{i}{i}{i}"),
+            _stderr: lines,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    workers: Vec<Worker>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, env: &[(&str, &str)]) -> Self {
+        Self {
+            workers: (1..=n).map(|i| Worker::start(i, env)).collect(),
+        }
+    }
+
+    fn list(&self) -> String {
+        self.workers
+            .iter()
+            .map(|w| w.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// `blossom` against `sim`, as coordinator of `workers` when given; CSV on stdout.
+fn blossom(sim: &Simulator, workers: Option<&str>, sql: &str) -> Output {
+    let base_url = sim.base_url();
+    let mut args = vec![
+        "--provider",
+        "custom",
+        "--base-url",
+        &base_url,
+        "--model",
+        "blossom-sim",
+        "--format",
+        "csv",
+        "-q",
+    ];
+    if let Some(workers) = workers {
+        args.extend(["--workers", workers]);
+    }
+    args.extend(["-c", sql]);
+    blossom_command(&args)
+        .env("BLOSSOM_CLUSTER_TOKEN", TOKEN)
+        .env("BLOSSOM_API_KEY", COORDINATOR_KEY)
+        .output()
+        .expect("blossom runs")
+}
+
+/// The sorted data lines of a CSV output, after its header; the run must succeed.
+fn rows(output: &Output) -> Vec<String> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "blossom failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut lines: Vec<String> = stdout.lines().skip(1).map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A directory with the reviews and a small table of category labels.
+fn data() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reviews = dir.path().join("reviews.csv");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/reviews.csv"),
+        &reviews,
+    )
+    .expect("copy reviews");
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(
+        &labels,
+        "category,label\nbooks,Books\nclothing,Clothes\nelectronics,Gadgets\nhome,Home\n",
+    )
+    .expect("write labels");
+    (dir, reviews, labels)
+}
+
+fn by_key(sim: &Simulator) -> BTreeMap<String, u64> {
+    sim.stats().requests_by_key
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_answers_as_one_process_does() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(5),
+        ..SimConfig::default()
+    })
+    .await;
+    let (dir, reviews, labels) = data();
+    let (reviews, labels) = (reviews.display(), labels.display());
+    let out = dir.path().join("scored.parquet");
+    let queries = [
+        format!(
+            "SELECT id, sentiment(text) AS s FROM '{reviews}' \
+             WHERE lang = 'en' AND sentiment(text) = 'NEGATIVE'"
+        ),
+        format!(
+            "SELECT r.id, l.label, sentiment(r.text) AS s FROM '{reviews}' r \
+             JOIN '{labels}' l ON r.category = l.category"
+        ),
+        format!("SELECT sentiment(text) AS s, count(*) AS n FROM '{reviews}' GROUP BY 1"),
+        format!(
+            "SELECT category, ai_reduce(array_agg(text ORDER BY id), 'the common complaint') AS r \
+             FROM '{reviews}' WHERE rating <= 2 GROUP BY category"
+        ),
+    ];
+    let cluster = Cluster::start(3);
+    let workers = cluster.list();
+    for sql in &queries {
+        let single = rows(&blossom(&sim, None, sql));
+        assert!(!single.is_empty(), "{sql} gives rows");
+        sim.reset_stats();
+        let distributed = rows(&blossom(&sim, Some(&workers), sql));
+        assert_eq!(distributed, single, "{sql}");
+        let keys = by_key(&sim);
+        // Only the workers' keys: the coordinator sent nothing, and its key went nowhere.
+        assert!(
+            !keys.contains_key("…9090") && !keys.contains_key(""),
+            "{sql}: {keys:?}"
+        );
+        assert!(!keys.is_empty(), "{sql}: no request");
+    }
+
+    // Every worker answers rows of a scan split among them.
+    sim.reset_stats();
+    let sql = format!("SELECT id, enhance(text) AS e FROM '{reviews}'");
+    assert_eq!(rows(&blossom(&sim, Some(&workers), &sql)).len(), 300);
+    let keys = by_key(&sim);
+    for worker in &cluster.workers {
+        assert!(
+            keys.get(&worker.label).copied().unwrap_or(0) > 0,
+            "worker {} sent no request: {keys:?}",
+            worker.addr
+        );
+    }
+    assert_eq!(keys.values().sum::<u64>(), sim.stats().requests);
+
+    // COPY to Parquet writes what the single process writes.
+    let copy = format!(
+        "COPY (SELECT id, sentiment(text) AS s FROM '{reviews}') TO '{}'",
+        out.display()
+    );
+    rows(&blossom(&sim, Some(&workers), &copy));
+    let read = format!("SELECT id, s FROM '{}' ORDER BY id", out.display());
+    let copied = rows(&blossom(&sim, None, &read));
+    let direct = rows(&blossom(
+        &sim,
+        None,
+        &format!("SELECT id, sentiment(text) AS s FROM '{reviews}' ORDER BY id"),
+    ));
+    assert_eq!(copied.len(), 300);
+    assert_eq!(copied, direct);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_down_or_refusing_the_token_fails_the_query_before_any_request() {
+    let sim = simulator(SimConfig::default()).await;
+    let cluster = Cluster::start(1);
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let workers = format!("{},{closed}", cluster.list());
+    let output = blossom(&sim, Some(&workers), "SELECT sentiment('I love it')");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(&closed.to_string()) && message.contains("unreachable"),
+        "{message}"
+    );
+    assert_eq!(sim.stats().requests, 0);
+
+    // A coordinator with another token.
+    let output = blossom_command(&[
+        "--provider",
+        "custom",
+        "--base-url",
+        &sim.base_url(),
+        "--workers",
+        &cluster.list(),
+        "-c",
+        "SELECT sentiment('I love it')",
+    ])
+    .env("BLOSSOM_CLUSTER_TOKEN", "another-token-entirely")
+    .output()
+    .expect("blossom runs");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(&cluster.list()) && message.contains("token"),
+        "{message}"
+    );
+    assert!(!message.contains(TOKEN) && !message.contains("another-token-entirely"));
+    assert_eq!(sim.stats().requests, 0);
+
+    // Without a token, neither a worker nor a coordinator starts.
+    let output = blossom_command(&["worker", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("blossom runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("BLOSSOM_CLUSTER_TOKEN"));
+    let output = blossom_command(&["--workers", &cluster.list(), "-c", "SELECT 1"])
+        .output()
+        .expect("blossom runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("BLOSSOM_CLUSTER_TOKEN"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_that_cannot_travel_are_refused_by_name() {
+    let sim = simulator(SimConfig::default()).await;
+    let cluster = Cluster::start(1);
+    let output = blossom(
+        &sim,
+        Some(&cluster.list()),
+        "SET blossom.model = 'modèle'; SELECT sentiment('I love it')",
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("blossom.model") && message.contains("ASCII"),
+        "{message}"
+    );
+    assert_eq!(sim.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_query_fails_it_naming_the_worker_and_writes_no_file() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let (dir, reviews, _) = data();
+    let out = dir.path().join("scored.parquet");
+    let mut cluster = Cluster::start(3);
+    let workers = cluster.list();
+    let copy = format!(
+        "SET blossom.max_concurrency = 2; \
+         COPY (SELECT id, enhance(text) AS e FROM '{}') TO '{}'",
+        reviews.display(),
+        out.display()
+    );
+    let base_url = sim.base_url();
+    let coordinator = blossom_command(&[
+        "--provider",
+        "custom",
+        "--base-url",
+        &base_url,
+        "--model",
+        "blossom-sim",
+        "--workers",
+        &workers,
+        "-c",
+        &copy,
+    ])
+    .env("BLOSSOM_CLUSTER_TOKEN", TOKEN)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("blossom runs");
+    let started = Instant::now();
+    while by_key(&sim)
+        .get(&cluster.workers[1].label)
+        .copied()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(started.elapsed() < PATIENCE, "worker 2 never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = cluster.workers[1].addr.clone();
+    cluster.workers[1].kill();
+    let output = coordinator.wait_with_output().expect("blossom ends");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains(&killed), "{message}");
+    assert!(!out.exists(), "a partial output file was left");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "only the inputs remain: {left:?}");
+}
