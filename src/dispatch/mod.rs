@@ -2,8 +2,8 @@
 //! order. A request goes through
 //!
 //! 1. the query's memo ([`QueryMemo`]): identical requests of a query are sent once;
-//! 2. the response cache ([`ResponseCache`], `blossom.cache`): answers kept across
-//!    queries and processes;
+//! 2. the response cache ([`CacheStore`], `blossom.cache`): answers kept across
+//!    queries and processes, in a file or in Redis;
 //! 3. packing ([`packing`]) or embedding batches ([`embedding`]): rows that share an
 //!    instruction go several to a request;
 //! 4. the query's budget ([`QueryBudget`]: requests, tokens, money): an attempt that
@@ -32,20 +32,22 @@ mod stop;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tracing::Instrument;
 
 pub use budget::{BudgetExceeded, QueryBudget, Reservation};
-pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, ResponseCache};
+pub use cache::{
+    CACHE_FILE, CacheKey, CacheOpenError, CacheStore, FLUSH_BATCH, FLUSH_EVERY, KEY_PREFIX,
+    PAUSE_AFTER_FAILURE, RedisCache, ResponseCache, redis_key,
+};
 pub use error::CallError;
 pub use memo::QueryMemo;
 pub use packing::{PackControl, Validate};
 pub use scope::{AnswerResult, CallScope};
 pub use stop::{QueryStop, StopReason};
 
-use crate::config::{OnError, Price, ProviderSettings};
+use crate::config::{CacheLocation, OnError, Price, ProviderSettings};
 use crate::error_class::ErrorClass;
 use crate::observe::{CallObserver, SessionStats};
 use crate::provider::{
@@ -87,17 +89,19 @@ pub struct Dispatcher {
     /// query of the session; by URL, each with its endpoint.
     limits: Mutex<HashMap<String, (String, Arc<Limits>)>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
-    cache: Mutex<Option<OpenCache>>,
+    /// Held while a cache opens (a Redis connection takes a round trip), so that a
+    /// session opens each cache once.
+    cache: tokio::sync::Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
     json_schema_refusals: JsonSchemaRefusals,
 }
 
-/// The cache directory a session last asked for, and its cache unless it could not be
-/// opened (then the session runs uncached on that directory, warned once).
+/// The cache a session last asked for, and its store unless it could not be opened
+/// (then the session runs uncached while it names that cache, warned once).
 #[derive(Debug)]
 struct OpenCache {
-    dir: PathBuf,
-    cache: Option<Arc<ResponseCache>>,
+    location: CacheLocation,
+    cache: Option<CacheStore>,
 }
 
 impl Dispatcher {
@@ -114,7 +118,7 @@ impl Dispatcher {
             provider,
             limits: Mutex::default(),
             breakers: Mutex::default(),
-            cache: Mutex::new(None),
+            cache: tokio::sync::Mutex::new(None),
             stats,
             json_schema_refusals: JsonSchemaRefusals::default(),
         }
@@ -166,21 +170,23 @@ impl Dispatcher {
     }
 
     /// The response cache `settings` name, opened on first use and kept for the session
-    /// until `blossom.cache` names another directory. `None` when the cache is off or
-    /// cannot be used (in use by another process, or unwritable: warned once).
+    /// until `blossom.cache` names another. `None` when the cache is off or cannot be
+    /// used (a file in use by another process or unwritable, a Redis server that cannot
+    /// be reached or refuses the password: warned once, naming it without its password).
     ///
     /// ```sql
-    /// SET blossom.cache = '/tmp/other-cache'; -- the next query opens this one
+    /// SET blossom.cache = '/tmp/other-cache';           -- the next query opens this one
+    /// SET blossom.cache = 'redis://127.0.0.1:6379/0';   -- or this server
     /// ```
-    pub fn cache_for(&self, settings: &ProviderSettings) -> Option<Arc<ResponseCache>> {
-        let dir = settings.cache_dir.as_ref()?;
-        let mut current = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+    pub async fn cache_for(&self, settings: &ProviderSettings) -> Option<CacheStore> {
+        let location = settings.cache.as_ref()?;
+        let mut current = self.cache.lock().await;
         if let Some(open) = current.as_ref()
-            && &open.dir == dir
+            && &open.location == location
         {
             return open.cache.clone();
         }
-        let cache = match ResponseCache::shared(dir) {
+        let cache = match CacheStore::open(location).await {
             Ok(cache) => Some(cache),
             Err(error) => {
                 tracing::warn!("{error}; this session runs without it");
@@ -189,7 +195,7 @@ impl Dispatcher {
             }
         };
         *current = Some(OpenCache {
-            dir: dir.clone(),
+            location: location.clone(),
             cache: cache.clone(),
         });
         cache
