@@ -3,6 +3,7 @@
 
 mod budget;
 mod cache;
+mod cache_redis;
 mod cli;
 mod codec;
 mod common;
