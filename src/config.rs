@@ -752,6 +752,13 @@ blossom_options! {
             /// sink) or 'abandon' (drop them); a second Ctrl-C always abandons
             pub on_interrupt: OnInterrupt = OnInterrupt::Finish,
                 parse = str::parse;
+
+            /// URL of the limiter of a distributed query (http://host:port), whose
+            /// max_concurrency, requests_per_minute and Retry-After pauses every worker
+            /// shares; set by the coordinator for its workers; empty means this process's
+            /// limits alone
+            pub cluster_limiter: Option<String> = None,
+                parse = parse_limiter_url, env = "BLOSSOM_CLUSTER_LIMITER";
         }
     }
 }
@@ -909,6 +916,7 @@ impl BlossomOptions {
             pack_rows: self.pack_rows,
             pack_tokens: self.pack_tokens,
             max_prompt_chars: self.max_prompt_chars,
+            cluster_limiter: self.cluster_limiter.clone(),
         })
     }
 }
@@ -1246,6 +1254,24 @@ fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
     Ok(Some(value.trim_end_matches('/').to_string()))
 }
 
+/// The URL of a cluster limiter: http or https, no credentials (the cluster token is
+/// sent as a header), no trailing `/`.
+fn parse_limiter_url(value: &str) -> std::result::Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected http://host:port".to_string());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "no credentials in the URL: the limiter takes BLOSSOM_CLUSTER_TOKEN".to_string(),
+        );
+    }
+    Ok(Some(value.trim_end_matches('/').to_string()))
+}
+
 /// The text, or `None` when it is empty.
 fn text_or_none(value: &str) -> std::result::Result<Option<String>, String> {
     Ok((!value.is_empty()).then(|| value.to_string()))
@@ -1390,6 +1416,8 @@ pub struct ProviderSettings {
     pub pack_tokens: usize,
     /// The longest prompt a reducing function sends (`blossom.max_prompt_chars`).
     pub max_prompt_chars: usize,
+    /// The cluster's shared limiter (`blossom.cluster_limiter`), if any.
+    pub cluster_limiter: Option<String>,
 }
 
 /// What one query may spend at the provider (`blossom.max_requests`,
@@ -1447,6 +1475,8 @@ mod tests {
             ("max_prompt_chars", "0"),
             ("max_prompt_chars", "-5"),
             ("max_prompt_chars", "lots"),
+            ("cluster_limiter", "redis://127.0.0.1:1"),
+            ("cluster_limiter", "http://user:pw@127.0.0.1:1"),
         ] {
             let err = o.set_option(key, value).unwrap_err().to_string();
             assert!(err.contains(&format!("blossom.{key}")), "{err}");
@@ -1727,6 +1757,11 @@ mod tests {
             ("join_prefilter", "Top:3", "top:3"),
             ("join_symmetric", "on", "true"),
             ("on_interrupt", "Abandon", "abandon"),
+            (
+                "cluster_limiter",
+                "http://127.0.0.1:7070/",
+                "http://127.0.0.1:7070",
+            ),
         ];
         let default = BlossomOptions::default();
         let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();

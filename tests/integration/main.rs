@@ -5,6 +5,7 @@ mod budget;
 mod cache;
 mod cache_redis;
 mod cli;
+mod cluster_limits;
 mod codec;
 mod common;
 mod convert;
