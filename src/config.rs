@@ -48,9 +48,11 @@ const CACHE_SUBDIR: &str = "blossom-sql";
 /// Where the persistent response cache lives (`blossom.cache`).
 ///
 /// ```sql
-/// SET blossom.cache = '/data/blossom-cache'; -- a directory; the file is responses.redb
-/// SET blossom.cache = 'off';                 -- no persistent cache
-/// SET blossom.cache = '';                    -- back to the user's cache directory
+/// SET blossom.cache = '/data/blossom-cache';        -- a directory; the file is responses.redb
+/// SET blossom.cache = 'redis://127.0.0.1:6379/0';   -- a Redis shared by processes and machines
+/// SET blossom.cache = 'redis://:secret@cache:6379'; -- shown as redis://:<redacted>@cache:6379
+/// SET blossom.cache = 'off';                        -- no persistent cache
+/// SET blossom.cache = '';                           -- back to the user's cache directory
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum CacheSetting {
@@ -61,15 +63,27 @@ pub enum CacheSetting {
     Off,
     /// This directory.
     Dir(PathBuf),
+    /// This Redis server.
+    Redis(RedisUrl),
+}
+
+/// Where the response cache a request uses is, once [`CacheSetting`] is resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CacheLocation {
+    /// A directory holding the embedded cache file.
+    Dir(PathBuf),
+    /// A Redis server.
+    Redis(RedisUrl),
 }
 
 impl CacheSetting {
-    /// The directory this setting names, or `None` when the cache is off (or there is no
-    /// user cache directory, which is warned about once per process).
-    pub fn dir(&self) -> Option<PathBuf> {
+    /// Where this setting puts the cache, or `None` when the cache is off (or there is
+    /// no user cache directory, which is warned about once per process).
+    pub fn location(&self) -> Option<CacheLocation> {
         match self {
             Self::Off => None,
-            Self::Dir(dir) => Some(dir.clone()),
+            Self::Dir(dir) => Some(CacheLocation::Dir(dir.clone())),
+            Self::Redis(url) => Some(CacheLocation::Redis(url.clone())),
             Self::UserDefault => {
                 let dir = dirs::cache_dir().map(|d| d.join(CACHE_SUBDIR));
                 if dir.is_none() {
@@ -81,7 +95,7 @@ impl CacheSetting {
                         );
                     });
                 }
-                dir
+                dir.map(CacheLocation::Dir)
             }
         }
     }
@@ -97,6 +111,15 @@ impl FromStr for CacheSetting {
         }
         if s.eq_ignore_ascii_case("off") {
             return Ok(Self::Off);
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            if scheme.eq_ignore_ascii_case("redis") || scheme.eq_ignore_ascii_case("rediss") {
+                return RedisUrl::parse(s).map(Self::Redis);
+            }
+            return Err(format!(
+                "the scheme {scheme}:// is not a cache: name a directory, a redis:// or \
+                 rediss:// URL, or 'off'"
+            ));
         }
         let dir = PathBuf::from(s);
         if dir.exists() && !dir.is_dir() {
@@ -114,12 +137,141 @@ impl fmt::Display for CacheSetting {
         match self {
             Self::Off => f.write_str("off"),
             Self::Dir(dir) => write!(f, "{}", dir.display()),
+            Self::Redis(url) => url.fmt(f),
             Self::UserDefault => match dirs::cache_dir() {
                 Some(dir) => write!(f, "{}", dir.join(CACHE_SUBDIR).display()),
                 None => f.write_str("off"),
             },
         }
     }
+}
+
+/// The URL of a Redis server: `redis://[user][:password@]host[:port][/db]`, or
+/// `rediss://` for TLS. Its password is a secret: `Display` and `Debug` show
+/// `redis://:<redacted>@host:port/db`, and only the dispatcher's connection reads it.
+///
+/// ```
+/// use blossom_sql::config::RedisUrl;
+/// let url = RedisUrl::parse("redis://:s3cret@127.0.0.1:6379/2").unwrap();
+/// assert_eq!(url.to_string(), "redis://:<redacted>@127.0.0.1:6379/2");
+/// assert!(!format!("{url:?}").contains("s3cret"));
+/// assert!(RedisUrl::parse("redis://127.0.0.1:6379/not-a-db").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisUrl {
+    url: String,
+    shown: String,
+    password: Option<String>,
+}
+
+impl RedisUrl {
+    /// Checks `url`: a `redis://` or `rediss://` URL with a host, and a database number
+    /// as its path if it has one. The error never holds the password.
+    pub fn parse(url: &str) -> std::result::Result<Self, String> {
+        let url = url.trim();
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("not a Redis URL ({e}): expected redis://host:port/db"))?;
+        let scheme = parsed.scheme().to_ascii_lowercase();
+        if scheme != "redis" && scheme != "rediss" {
+            return Err("the scheme must be redis:// or rediss://".to_string());
+        }
+        let host = match parsed.host_str() {
+            Some(host) if !host.is_empty() => host.to_string(),
+            _ => return Err("a Redis URL needs a host: redis://host:port/db".to_string()),
+        };
+        let db = parsed.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(format!(
+                "the path of a Redis URL is its database number, not '/{db}'"
+            ));
+        }
+        let password = parsed
+            .password()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.to_string());
+        // What the client library will refuse when connecting (TLS not built in, a bad
+        // option), refused now, with the setting named by the caller.
+        if let Err(e) = redis::Client::open(url) {
+            let why = crate::redact::scrub(&e.to_string(), password.as_deref()).into_owned();
+            return Err(if scheme == "rediss" {
+                format!("rediss:// (TLS) cannot be used by this build of blossom: {why}")
+            } else {
+                format!("not a usable Redis URL: {why}")
+            });
+        }
+        let mut shown = format!("{scheme}://");
+        if !parsed.username().is_empty() || password.is_some() {
+            shown.push_str(parsed.username());
+            if password.is_some() {
+                shown.push(':');
+                shown.push_str(crate::redact::REDACTED);
+            }
+            shown.push('@');
+        }
+        shown.push_str(&host);
+        if let Some(port) = parsed.port() {
+            shown.push_str(&format!(":{port}"));
+        }
+        shown.push_str(parsed.path());
+        if let Some(query) = parsed.query() {
+            shown.push('?');
+            shown.push_str(query);
+        }
+        if let Some(fragment) = parsed.fragment() {
+            shown.push('#');
+            shown.push_str(fragment);
+        }
+        Ok(Self {
+            url: url.to_string(),
+            shown,
+            password,
+        })
+    }
+
+    /// The URL with its password, for the connection alone.
+    pub(crate) fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The password, to scrub it from what the server or the client library says.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", self.shown)
+    }
+}
+
+/// `value` with the password of any URL in it (`scheme://user:password@host`) replaced
+/// by `<redacted>`, to echo a value that was refused.
+fn redact_url_password(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = value.find("://").map(|at| at + 3) else {
+        return std::borrow::Cow::Borrowed(value);
+    };
+    let rest = &value[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return std::borrow::Cow::Borrowed(value);
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return std::borrow::Cow::Borrowed(value);
+    };
+    std::borrow::Cow::Owned(format!(
+        "{}{}{}",
+        &value[..start + colon + 1],
+        crate::redact::REDACTED,
+        &value[start + at..]
+    ))
 }
 
 /// Which family of provider the session talks to; each brings default URL, model and limits.
@@ -600,6 +752,13 @@ blossom_options! {
             /// sink) or 'abandon' (drop them); a second Ctrl-C always abandons
             pub on_interrupt: OnInterrupt = OnInterrupt::Finish,
                 parse = str::parse;
+
+            /// URL of the limiter of a distributed query (http://host:port), whose
+            /// max_concurrency, requests_per_minute and Retry-After pauses every worker
+            /// shares; set by the coordinator for its workers; empty means this process's
+            /// limits alone
+            pub cluster_limiter: Option<String> = None,
+                parse = parse_limiter_url, env = "BLOSSOM_CLUSTER_LIMITER";
         }
     }
 }
@@ -649,6 +808,8 @@ impl BlossomOptions {
             )));
         };
         (setting.set)(self, value.trim()).map_err(|why| {
+            // A refused URL may hold a password: it is not echoed.
+            let value = redact_url_password(value);
             DataFusionError::Configuration(format!(
                 "invalid value '{value}' for blossom.{key}: {why}"
             ))
@@ -750,11 +911,12 @@ impl BlossomOptions {
             breaker_failures: self.breaker_failures,
             max_outage: Duration::from_secs_f64(self.max_outage_secs),
             on_error: self.on_error,
-            cache_dir: self.cache.dir(),
+            cache: self.cache.location(),
             cache_ttl: self.cache_ttl_secs.map(Duration::from_secs_f64),
             pack_rows: self.pack_rows,
             pack_tokens: self.pack_tokens,
             max_prompt_chars: self.max_prompt_chars,
+            cluster_limiter: self.cluster_limiter.clone(),
         })
     }
 }
@@ -1092,6 +1254,24 @@ fn parse_base_url(value: &str) -> std::result::Result<Option<String>, String> {
     Ok(Some(value.trim_end_matches('/').to_string()))
 }
 
+/// The URL of a cluster limiter: http or https, no credentials (the cluster token is
+/// sent as a header), no trailing `/`.
+fn parse_limiter_url(value: &str) -> std::result::Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected http://host:port".to_string());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "no credentials in the URL: the limiter takes BLOSSOM_CLUSTER_TOKEN".to_string(),
+        );
+    }
+    Ok(Some(value.trim_end_matches('/').to_string()))
+}
+
 /// The text, or `None` when it is empty.
 fn text_or_none(value: &str) -> std::result::Result<Option<String>, String> {
     Ok((!value.is_empty()).then(|| value.to_string()))
@@ -1226,8 +1406,8 @@ pub struct ProviderSettings {
     pub max_outage: Duration,
     /// What a failed row does.
     pub on_error: OnError,
-    /// The directory of the persistent response cache; `None` when it is off.
-    pub cache_dir: Option<PathBuf>,
+    /// Where the persistent response cache is; `None` when it is off.
+    pub cache: Option<CacheLocation>,
     /// How long a cached answer stays valid; `None` means forever.
     pub cache_ttl: Option<Duration>,
     /// Rows per request for functions that pack; 1 means no packing.
@@ -1236,6 +1416,8 @@ pub struct ProviderSettings {
     pub pack_tokens: usize,
     /// The longest prompt a reducing function sends (`blossom.max_prompt_chars`).
     pub max_prompt_chars: usize,
+    /// The cluster's shared limiter (`blossom.cluster_limiter`), if any.
+    pub cluster_limiter: Option<String>,
 }
 
 /// What one query may spend at the provider (`blossom.max_requests`,
@@ -1288,9 +1470,13 @@ mod tests {
             ("cache_ttl", "0"),
             ("cache_ttl", "soon"),
             ("cache", "Cargo.toml"),
+            ("cache", "redis://127.0.0.1:6379/x"),
+            ("cache", "s3://bucket/cache"),
             ("max_prompt_chars", "0"),
             ("max_prompt_chars", "-5"),
             ("max_prompt_chars", "lots"),
+            ("cluster_limiter", "redis://127.0.0.1:1"),
+            ("cluster_limiter", "http://user:pw@127.0.0.1:1"),
         ] {
             let err = o.set_option(key, value).unwrap_err().to_string();
             assert!(err.contains(&format!("blossom.{key}")), "{err}");
@@ -1452,17 +1638,17 @@ mod tests {
         assert_eq!(o.cache, CacheSetting::UserDefault);
         if let Some(dir) = dirs::cache_dir() {
             assert_eq!(
-                o.resolve().unwrap().cache_dir,
-                Some(dir.join("blossom-sql"))
+                o.resolve().unwrap().cache,
+                Some(CacheLocation::Dir(dir.join("blossom-sql")))
             );
         }
         o.set_option("cache", "OFF").unwrap();
-        assert_eq!(o.resolve().unwrap().cache_dir, None);
+        assert_eq!(o.resolve().unwrap().cache, None);
         assert_eq!(o.value_of("cache").as_deref(), Some("off"));
         o.set_option("cache", "/tmp/some where").unwrap();
         assert_eq!(
-            o.resolve().unwrap().cache_dir,
-            Some(PathBuf::from("/tmp/some where"))
+            o.resolve().unwrap().cache,
+            Some(CacheLocation::Dir(PathBuf::from("/tmp/some where")))
         );
         assert_eq!(o.resolve().unwrap().cache_ttl, None);
         o.set_option("cache_ttl", "1.5").unwrap();
@@ -1475,6 +1661,61 @@ mod tests {
         let env = BlossomOptions::from_env_with(|k| (k == "BLOSSOM_CACHE").then(|| "off".into()))
             .unwrap();
         assert_eq!(env.cache, CacheSetting::Off);
+    }
+
+    #[test]
+    fn a_redis_cache_is_a_url_whose_password_is_never_shown() {
+        let mut o = BlossomOptions::default();
+        o.set_option("cache", "redis://127.0.0.1:6379/0").unwrap();
+        assert_eq!(
+            o.value_of("cache").as_deref(),
+            Some("redis://127.0.0.1:6379/0")
+        );
+        let Some(CacheLocation::Redis(url)) = o.resolve().unwrap().cache else {
+            panic!("a Redis cache: {:?}", o.cache);
+        };
+        assert_eq!(url.expose(), "redis://127.0.0.1:6379/0");
+        assert_eq!(url.password(), None);
+
+        let secret = "pw_never_shown_42";
+        for (given, shown) in [
+            (
+                format!("redis://:{secret}@cache.internal:6380/3"),
+                "redis://:<redacted>@cache.internal:6380/3",
+            ),
+            (
+                format!("redis://app:{secret}@10.0.0.5"),
+                "redis://app:<redacted>@10.0.0.5",
+            ),
+        ] {
+            o.set_option("cache", &given).unwrap();
+            assert_eq!(o.value_of("cache").as_deref(), Some(shown), "{given}");
+            let entries: Vec<_> = o.entries().into_iter().filter_map(|e| e.value).collect();
+            assert!(!entries.iter().any(|v| v.contains(secret)), "SHOW ALL");
+            assert!(!format!("{o:?}").contains(secret), "Debug of the options");
+            let resolved = o.resolve().unwrap();
+            assert!(
+                !format!("{resolved:?}").contains(secret),
+                "Debug of the settings"
+            );
+            let Some(CacheLocation::Redis(url)) = resolved.cache else {
+                panic!("a Redis cache");
+            };
+            assert_eq!(url.password(), Some(secret));
+            assert_eq!(url.expose(), given);
+        }
+
+        // A refused URL is echoed without its password.
+        for bad in [
+            format!("redis://:{secret}@host:6379/zero"),
+            format!("redis://:{secret}@"),
+            format!("http://:{secret}@host/cache"),
+        ] {
+            let err = o.set_option("cache", &bad).unwrap_err().to_string();
+            assert!(err.contains("blossom.cache"), "{err}");
+            assert!(!err.contains(secret), "{err}");
+            assert!(err.contains("<redacted>"), "{err}");
+        }
     }
 
     #[test]
@@ -1499,7 +1740,11 @@ mod tests {
             ("breaker_failures", "0", "0"),
             ("max_outage", "9", "9"),
             ("on_error", "null", "null"),
-            ("cache", "off", "off"),
+            (
+                "cache",
+                "redis://:sk_sample_secret@127.0.0.1:6379/0",
+                "redis://:<redacted>@127.0.0.1:6379/0",
+            ),
             ("cache_ttl", "60", "60"),
             ("pack_rows", "1", "1"),
             ("pack_tokens", "500", "500"),
@@ -1512,6 +1757,11 @@ mod tests {
             ("join_prefilter", "Top:3", "top:3"),
             ("join_symmetric", "on", "true"),
             ("on_interrupt", "Abandon", "abandon"),
+            (
+                "cluster_limiter",
+                "http://127.0.0.1:7070/",
+                "http://127.0.0.1:7070",
+            ),
         ];
         let default = BlossomOptions::default();
         let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 
 use super::CallError;
-use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
+use super::claim::{AbortOnDrop, Ask, answer_all, answer_cached, await_answers, claim, spawn};
 use super::scope::{AnswerResult, CallScope};
 use crate::provider::{ChatAnswer, ChatRequest, EmbeddingRequest, ProviderError};
 
@@ -29,6 +29,7 @@ pub async fn answers(
 ) -> Vec<Option<AnswerResult>> {
     let mut pending: Vec<Option<BoxFuture<'_, AnswerResult>>> = Vec::with_capacity(rows.len());
     let mut to_ask: Vec<(EmbeddingRequest, Ask)> = Vec::new();
+    let cache = scope.cache().await;
     for row in rows {
         let Some(row) = row else {
             pending.push(None);
@@ -44,12 +45,13 @@ pub async fn answers(
             input: vec![text],
             dimensions,
         };
-        let claim = claim(scope, scope.embedding_keys(&single));
+        let claim = claim(scope, scope.embedding_keys(&single), cache.as_ref());
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push((single, ask));
         }
     }
+    let to_ask = answer_cached(scope, to_ask, |(_, ask)| ask, |(_, ask)| ask).await;
     // Texts fill the open batch of their model until it is full, in row order.
     let mut batches: Vec<Vec<(EmbeddingRequest, Ask)>> = Vec::new();
     let mut open: HashMap<String, (usize, usize)> = HashMap::new(); // model -> (batch, chars)
@@ -102,13 +104,16 @@ fn ask(
         };
         if scope.dry_run {
             scope.not_sent(request.input_chars(), None, true);
-            for (_, ask) in batch {
-                ask.answer(&scope, Err(CallError::DryRun));
-            }
+            let answers = batch
+                .into_iter()
+                .map(|(_, ask)| (ask, Err(CallError::DryRun)))
+                .collect();
+            answer_all(&scope, answers).await;
             return;
         }
         match scope.send_embeddings(&request).await {
             Ok(answer) => {
+                let mut answers = Vec::with_capacity(batch.len());
                 for ((_, ask), vector) in batch.into_iter().zip(answer.vectors) {
                     let content = serde_json::to_string(&vector).map_err(|e| CallError::Failed {
                         attempts: 1,
@@ -116,14 +121,15 @@ fn ask(
                             detail: format!("an embedding could not be kept: {e}"),
                         },
                     });
-                    ask.answer(
-                        &scope,
+                    answers.push((
+                        ask,
                         content.map(|content| ChatAnswer {
                             content,
                             usage: None,
                         }),
-                    );
+                    ));
                 }
+                answer_all(&scope, answers).await;
             }
             Err(CallError::Failed { error, .. }) if batch.len() > 1 && error.rejects_request() => {
                 let mut first = batch;
@@ -135,9 +141,11 @@ fn ask(
                 .await;
             }
             Err(error) => {
-                for (_, ask) in batch {
-                    ask.answer(&scope, Err(error.clone()));
-                }
+                let answers = batch
+                    .into_iter()
+                    .map(|(_, ask)| (ask, Err(error.clone())))
+                    .collect();
+                answer_all(&scope, answers).await;
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// The endpoint `url` belongs to, as limits are kept: its scheme, host and port (chat
@@ -27,7 +27,7 @@ pub(crate) fn endpoint_of(url: &str) -> String {
 /// Concurrency cap, rate limit and cool-down shared by all requests to one endpoint.
 #[derive(Debug)]
 pub(crate) struct Limits {
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
     caps: Mutex<Caps>,
     rate: Mutex<Option<Arc<DefaultDirectRateLimiter>>>,
     cool_down_until: Mutex<Option<Instant>>,
@@ -50,12 +50,23 @@ pub(crate) struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut caps = self.limits.lock_caps();
-        if caps.to_retire > 0
-            && let Some(permit) = self.permit.take()
-        {
-            caps.to_retire -= 1;
-            permit.forget();
+        if let Some(permit) = self.permit.take() {
+            self.limits.give_back(permit, SemaphorePermit::forget);
+        }
+    }
+}
+
+/// A slot held apart from any borrow of its limits: the cluster limiter holds one for
+/// each remote request, for as long as the worker's connection says it is in flight.
+pub(crate) struct OwnedSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    limits: Arc<Limits>,
+}
+
+impl Drop for OwnedSlot {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.limits.give_back(permit, OwnedSemaphorePermit::forget);
         }
     }
 }
@@ -75,7 +86,7 @@ impl Limits {
     pub(crate) fn new(max_concurrency: usize, requests_per_minute: u32) -> Self {
         let max_concurrency = max_concurrency.max(1);
         Self {
-            in_flight: Semaphore::new(max_concurrency),
+            in_flight: Arc::new(Semaphore::new(max_concurrency)),
             caps: Mutex::new(Caps {
                 max_concurrency,
                 requests_per_minute,
@@ -135,6 +146,32 @@ impl Limits {
                 };
             }
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Like [`Self::slot`], for a holder that does not borrow the limits.
+    pub(crate) async fn owned_slot(self: &Arc<Self>) -> OwnedSlot {
+        loop {
+            if let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await {
+                return OwnedSlot {
+                    permit: Some(permit),
+                    limits: Arc::clone(self),
+                };
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Takes a slot given back out of circulation if a lowered cap still owes one
+    /// (`forget`), else frees it.
+    fn give_back<P>(&self, permit: P, forget: impl FnOnce(P)) {
+        let mut caps = self.lock_caps();
+        if caps.to_retire > 0 {
+            caps.to_retire -= 1;
+            forget(permit);
+        } else {
+            drop(caps);
+            drop(permit);
         }
     }
 
@@ -216,6 +253,19 @@ mod tests {
         // Raising the cap again frees slots at once.
         limits.set(4, 0);
         assert_eq!(limits.in_flight.available_permits(), 4);
+    }
+
+    #[tokio::test]
+    async fn owned_slots_share_the_cap_and_retire_alike() {
+        let limits = Arc::new(Limits::new(2, 0));
+        let a = limits.owned_slot().await;
+        let b = limits.slot().await;
+        assert_eq!(limits.in_flight.available_permits(), 0);
+        limits.set(1, 0);
+        drop(a);
+        assert_eq!(limits.in_flight.available_permits(), 0, "retired");
+        drop(b);
+        assert_eq!(limits.in_flight.available_permits(), 1);
     }
 
     #[tokio::test]

@@ -2,14 +2,15 @@
 //! order. A request goes through
 //!
 //! 1. the query's memo ([`QueryMemo`]): identical requests of a query are sent once;
-//! 2. the response cache ([`ResponseCache`], `blossom.cache`): answers kept across
-//!    queries and processes;
+//! 2. the response cache ([`CacheStore`], `blossom.cache`): answers kept across
+//!    queries and processes, in a file or in Redis;
 //! 3. packing ([`packing`]) or embedding batches ([`embedding`]): rows that share an
 //!    instruction go several to a request;
 //! 4. the query's budget ([`QueryBudget`]: requests, tokens, money): an attempt that
 //!    would go over is not sent;
 //! 5. the endpoint's limits: `blossom.max_concurrency` in flight, `requests_per_minute`,
-//!    a provider-asked pause, and its circuit breaker;
+//!    a provider-asked pause, and its circuit breaker; in a distributed query, the same
+//!    limits again, shared by every worker ([`cluster_limits`], `blossom.cluster_limiter`);
 //! 6. retries with backoff;
 //! 7. the [`Provider`] (the OpenAI-compatible client by default);
 //!
@@ -20,6 +21,7 @@ mod breaker;
 pub(crate) mod budget;
 mod cache;
 mod claim;
+pub mod cluster_limits;
 pub mod embedding;
 mod error;
 mod json_format;
@@ -32,20 +34,23 @@ mod stop;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tracing::Instrument;
 
 pub use budget::{BudgetExceeded, QueryBudget, Reservation};
-pub use cache::{CACHE_FILE, CacheKey, CacheOpenError, FLUSH_BATCH, FLUSH_EVERY, ResponseCache};
+pub use cache::{
+    CACHE_FILE, CacheKey, CacheOpenError, CacheStore, FLUSH_BATCH, FLUSH_EVERY, KEY_PREFIX,
+    PAUSE_AFTER_FAILURE, RedisCache, ResponseCache, redis_key,
+};
+pub use cluster_limits::{LimiterServer, WorkerCounts, report_rows, set_worker_name};
 pub use error::CallError;
 pub use memo::QueryMemo;
 pub use packing::{PackControl, Validate};
 pub use scope::{AnswerResult, CallScope};
 pub use stop::{QueryStop, StopReason};
 
-use crate::config::{OnError, Price, ProviderSettings};
+use crate::config::{CacheLocation, OnError, Price, ProviderSettings};
 use crate::error_class::ErrorClass;
 use crate::observe::{CallObserver, SessionStats};
 use crate::provider::{
@@ -53,6 +58,7 @@ use crate::provider::{
     ProviderError, TokenUsage,
 };
 use breaker::{Breaker, BreakerSettings, OutageTooLong};
+use cluster_limits::{LimiterRefusal, RemoteLimiter};
 use json_format::{JsonSchemaRefusals, asks_json_schema, in_json_object_mode};
 use limits::Limits;
 use retry::Backoff;
@@ -87,17 +93,21 @@ pub struct Dispatcher {
     /// query of the session; by URL, each with its endpoint.
     limits: Mutex<HashMap<String, (String, Arc<Limits>)>>,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
-    cache: Mutex<Option<OpenCache>>,
+    /// The cluster's limiter `blossom.cluster_limiter` names, with its own connections.
+    cluster: Mutex<Option<Arc<RemoteLimiter>>>,
+    /// Held while a cache opens (a Redis connection takes a round trip), so that a
+    /// session opens each cache once.
+    cache: tokio::sync::Mutex<Option<OpenCache>>,
     stats: Arc<SessionStats>,
     json_schema_refusals: JsonSchemaRefusals,
 }
 
-/// The cache directory a session last asked for, and its cache unless it could not be
-/// opened (then the session runs uncached on that directory, warned once).
+/// The cache a session last asked for, and its store unless it could not be opened
+/// (then the session runs uncached while it names that cache, warned once).
 #[derive(Debug)]
 struct OpenCache {
-    dir: PathBuf,
-    cache: Option<Arc<ResponseCache>>,
+    location: CacheLocation,
+    cache: Option<CacheStore>,
 }
 
 impl Dispatcher {
@@ -114,7 +124,8 @@ impl Dispatcher {
             provider,
             limits: Mutex::default(),
             breakers: Mutex::default(),
-            cache: Mutex::new(None),
+            cluster: Mutex::default(),
+            cache: tokio::sync::Mutex::new(None),
             stats,
             json_schema_refusals: JsonSchemaRefusals::default(),
         }
@@ -165,22 +176,40 @@ impl Dispatcher {
         Arc::clone(breakers.entry(url.to_string()).or_default())
     }
 
+    /// The cluster's limiter `settings` name, if any, kept while they name the same.
+    fn cluster_limiter(&self, settings: &ProviderSettings) -> Option<Arc<RemoteLimiter>> {
+        let url = settings.cluster_limiter.as_deref()?;
+        let mut current = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        match current.as_ref() {
+            Some(limiter) if limiter.url() == url.trim_end_matches('/') => {
+                Some(Arc::clone(limiter))
+            }
+            _ => {
+                let limiter = Arc::new(RemoteLimiter::new(url));
+                *current = Some(Arc::clone(&limiter));
+                Some(limiter)
+            }
+        }
+    }
+
     /// The response cache `settings` name, opened on first use and kept for the session
-    /// until `blossom.cache` names another directory. `None` when the cache is off or
-    /// cannot be used (in use by another process, or unwritable: warned once).
+    /// until `blossom.cache` names another. `None` when the cache is off or cannot be
+    /// used (a file in use by another process or unwritable, a Redis server that cannot
+    /// be reached or refuses the password: warned once, naming it without its password).
     ///
     /// ```sql
-    /// SET blossom.cache = '/tmp/other-cache'; -- the next query opens this one
+    /// SET blossom.cache = '/tmp/other-cache';           -- the next query opens this one
+    /// SET blossom.cache = 'redis://127.0.0.1:6379/0';   -- or this server
     /// ```
-    pub fn cache_for(&self, settings: &ProviderSettings) -> Option<Arc<ResponseCache>> {
-        let dir = settings.cache_dir.as_ref()?;
-        let mut current = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+    pub async fn cache_for(&self, settings: &ProviderSettings) -> Option<CacheStore> {
+        let location = settings.cache.as_ref()?;
+        let mut current = self.cache.lock().await;
         if let Some(open) = current.as_ref()
-            && &open.dir == dir
+            && &open.location == location
         {
             return open.cache.clone();
         }
-        let cache = match ResponseCache::shared(dir) {
+        let cache = match CacheStore::open(location).await {
             Ok(cache) => Some(cache),
             Err(error) => {
                 tracing::warn!("{error}; this session runs without it");
@@ -189,7 +218,7 @@ impl Dispatcher {
             }
         };
         *current = Some(OpenCache {
-            dir: dir.clone(),
+            location: location.clone(),
             cache: cache.clone(),
         });
         cache
@@ -338,6 +367,21 @@ impl Dispatcher {
             .unless_stopped(limits.slot())
             .await
             .map_err(CallError::Stopped)?;
+        // In a distributed query, a slot of the cluster's cap too, held as long.
+        let cluster = self.cluster_limiter(settings);
+        let endpoint = match cluster {
+            Some(_) => limits::endpoint_of(attempt.url),
+            None => String::new(),
+        };
+        let _cluster_slot = match &cluster {
+            Some(cluster) => Some(
+                stop.unless_stopped(cluster.slot(&endpoint, settings))
+                    .await
+                    .map_err(CallError::Stopped)?
+                    .map_err(|refusal| refused_by_cluster(stop, refusal, 0))?,
+            ),
+            None => None,
+        };
         loop {
             let admission = match stop.unless_stopped(breaker.admit(&breaker_settings)).await {
                 Err(reason) => return Err(CallError::Stopped(reason)),
@@ -361,7 +405,13 @@ impl Dispatcher {
                 attempt = attempts,
             );
             let sent = async {
-                let throttled = limits.throttle().await;
+                let mut throttled = limits.throttle().await;
+                if let Some(cluster) = &cluster {
+                    throttled += cluster
+                        .start(&endpoint, settings)
+                        .await
+                        .map_err(|refusal| refused_by_cluster(stop, refusal, attempts - 1))?;
+                }
                 if !throttled.is_zero() {
                     observer.throttled(throttled);
                 }
@@ -448,6 +498,10 @@ impl Dispatcher {
             let wait = match error.retry_after() {
                 Some(asked) => {
                     limits.cool_down(asked);
+                    if let Some(cluster) = &cluster {
+                        // The provider's pause holds for every worker.
+                        cluster.cool_down(&endpoint, asked).await;
+                    }
                     asked
                 }
                 None => backoff.next_delay(),
@@ -467,6 +521,19 @@ impl Dispatcher {
                 .await
                 .map_err(CallError::Stopped)?;
         }
+    }
+}
+
+/// What a request gets when the cluster's limiter does not let it go on: a connection
+/// error naming the limiter (this request fails, after `attempts` sent), or, when it
+/// refuses the token, a stop of the query, since every request would be refused alike.
+fn refused_by_cluster(stop: &QueryStop, refusal: LimiterRefusal, attempts: u32) -> CallError {
+    match refusal {
+        LimiterRefusal::Unreachable(error) => {
+            tracing::debug!("{error}");
+            CallError::Failed { attempts, error }
+        }
+        LimiterRefusal::Refused(why) => CallError::Stopped(stop.stop(StopReason::Refused(why))),
     }
 }
 

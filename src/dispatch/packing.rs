@@ -24,7 +24,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 
 use super::CallError;
-use super::claim::{AbortOnDrop, Ask, await_answers, claim, spawn};
+use super::claim::{AbortOnDrop, Ask, answer_all, answer_cached, await_answers, claim, spawn};
 use super::scope::{AnswerResult, CallScope};
 use crate::functions::pack::{ITEM_OVERHEAD_CHARS, packed_messages, parse_packed_answer};
 use crate::provider::{ChatAnswer, ChatMessage, ChatRequest};
@@ -155,6 +155,7 @@ pub async fn answers(
 ) -> Vec<Option<AnswerResult>> {
     let mut pending: Vec<Option<BoxFuture<'_, AnswerResult>>> = Vec::with_capacity(rows.len());
     let mut to_ask: Vec<Unanswered> = Vec::new();
+    let cache = scope.cache().await;
     for row in rows {
         let Some(row) = row else {
             pending.push(None);
@@ -164,7 +165,7 @@ pub async fn answers(
             pending.push(Some(scope.answer(row).boxed()));
             continue;
         };
-        let claim = claim(scope, scope.keys(row));
+        let claim = claim(scope, scope.keys(row), cache.as_ref());
         pending.push(Some(claim.answer));
         if let Some(ask) = claim.ask {
             to_ask.push(Unanswered {
@@ -175,6 +176,7 @@ pub async fn answers(
             });
         }
     }
+    let to_ask = answer_cached(scope, to_ask, |row| &row.ask, |row| row.ask).await;
     let pack_rows = scope.settings.pack_rows;
     let size = control.size(pack_rows);
     let _tasks: Vec<AbortOnDrop> = group(to_ask, size, scope.settings.pack_tokens)
@@ -198,9 +200,22 @@ struct Unanswered {
 }
 
 impl Unanswered {
-    fn answer(self, scope: &CallScope, result: Result<ChatAnswer, CallError>) {
-        self.ask.answer(scope, result);
+    async fn answer(self, scope: &CallScope, result: Result<ChatAnswer, CallError>) {
+        self.ask.answer(scope, result).await;
     }
+}
+
+/// Answers `rows` alike (a pack that failed, a dry run).
+async fn answer_rows(
+    rows: Vec<Unanswered>,
+    scope: &CallScope,
+    result: Result<ChatAnswer, CallError>,
+) {
+    let answers = rows
+        .into_iter()
+        .map(|row| (row.ask, result.clone()))
+        .collect();
+    answer_all(scope, answers).await;
 }
 
 /// A request's instruction and row text, when it has the shape packing needs: leading
@@ -336,9 +351,7 @@ fn ask(
         };
         if scope.dry_run {
             scope.not_sent(request.prompt_chars(), request.max_tokens, false);
-            for row in pack {
-                row.answer(&scope, Err(CallError::DryRun));
-            }
+            answer_rows(pack, &scope, Err(CallError::DryRun)).await;
             return;
         }
         let sent = scope.send(&request).await;
@@ -364,18 +377,21 @@ fn ask(
                     .pack_size(control.size(scope.settings.pack_rows) as u64);
                 drop(probe);
                 let mut again = Vec::new();
+                let mut answered = Vec::new();
                 for ((row, id), valid) in pack.into_iter().zip(1..).zip(validity) {
                     match by_id.remove(&id) {
-                        Some(value) if parsed.intact && valid => row.answer(
-                            &scope,
+                        Some(value) if parsed.intact && valid => answered.push((
+                            row.ask,
                             Ok(ChatAnswer {
                                 content: value,
                                 usage: None,
                             }),
-                        ),
+                        )),
                         _ => again.push(row),
                     }
                 }
+                // The pack's answers are kept together, before its rows go on.
+                answer_all(&scope, answered).await;
                 again
             }
             // A request refused for its content (too long, filtered) may be refused
@@ -387,9 +403,7 @@ fn ask(
                 pack
             }
             Err(error) => {
-                for row in pack {
-                    row.answer(&scope, Err(error.clone()));
-                }
+                answer_rows(pack, &scope, Err(error)).await;
                 return;
             }
         };
@@ -434,7 +448,7 @@ async fn ask_alone(row: Unanswered, scope: &CallScope) {
     } else {
         scope.send(&row.request).await
     };
-    row.answer(scope, result);
+    row.answer(scope, result).await;
 }
 
 #[cfg(test)]

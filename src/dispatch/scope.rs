@@ -2,7 +2,8 @@
 //! A request goes through the query's memo (identical requests of a query are sent
 //! once), then the response cache (answers kept across queries and processes), then the
 //! dispatcher (budget, limits, retries, provider); a fresh answer is stored in the cache
-//! as soon as it arrives. Packing and embedding batches enter here too
+//! as soon as it arrives, and the row waits until it is kept. Packing and embedding
+//! batches enter here too
 //! ([`super::packing`], [`super::embedding`]).
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tracing::Instrument;
 
 use super::budget::estimate_tokens;
 use super::{
-    AnswerMemo, Answered, CacheKey, CallError, Dispatcher, QueryControl, ResponseCache, StopReason,
+    AnswerMemo, Answered, CacheKey, CacheStore, CallError, Dispatcher, QueryControl, StopReason,
 };
 use crate::config::{OnError, ProviderSettings};
 use crate::observe::CallObserver;
@@ -57,7 +58,7 @@ impl std::fmt::Debug for CallScope {
 /// Where a request's answer is remembered: the query's memo and the response cache.
 pub(super) struct RequestKeys {
     pub memo: String,
-    pub cache: Option<(Arc<ResponseCache>, CacheKey)>,
+    pub cache: CacheKey,
 }
 
 impl CallScope {
@@ -75,7 +76,8 @@ impl CallScope {
                 keys.memo.clone(),
                 async move {
                     scope.events.unique_prompt();
-                    if let Some(answer) = scope.cached(&keys) {
+                    let cache = scope.cache().await;
+                    if let Some(answer) = scope.cached(cache.as_ref(), &keys.cache).await {
                         return Ok(answer);
                     }
                     if scope.dry_run {
@@ -84,7 +86,7 @@ impl CallScope {
                     }
                     let result = scope.send(&request).await;
                     if let Ok(answer) = &result {
-                        scope.store(keys, answer);
+                        scope.store(cache.as_ref(), &[(keys.cache, answer)]).await;
                     }
                     result
                 }
@@ -148,11 +150,8 @@ impl CallScope {
             })
         })?;
         Ok(RequestKeys {
+            cache: CacheKey::new(url, model, &body),
             memo: format!("{url}\n{body}"),
-            cache: self
-                .dispatcher
-                .cache_for(&self.settings)
-                .map(|cache| (cache, CacheKey::new(url, model, &body))),
         })
     }
 
@@ -165,22 +164,60 @@ impl CallScope {
         )
     }
 
+    /// The session's response cache, opened on first use; `None` when it is off or
+    /// could not be opened.
+    pub(super) async fn cache(&self) -> Option<CacheStore> {
+        self.dispatcher.cache_for(&self.settings).await
+    }
+
     /// The cached answer of a request, counted as a cache hit.
-    pub(super) fn cached(&self, keys: &RequestKeys) -> Option<ChatAnswer> {
-        let (cache, key) = keys.cache.as_ref()?;
-        let answer = cache.get(key, self.settings.cache_ttl)?;
+    pub(super) async fn cached(
+        &self,
+        cache: Option<&CacheStore>,
+        key: &CacheKey,
+    ) -> Option<ChatAnswer> {
+        let answer = cache?.get(key, self.settings.cache_ttl).await?;
         self.events.cache_hit();
         tracing::debug!("answered from the response cache");
         Some(answer)
     }
 
-    /// Stores an answer in the response cache, if there is one; counts it as paid for
-    /// without the cache when one was asked for but could not be opened.
-    pub(super) fn store(&self, keys: RequestKeys, answer: &ChatAnswer) {
-        match keys.cache {
-            Some((cache, key)) => cache.put(key, answer),
-            None if self.settings.cache_dir.is_some() => self.events.answer_not_cached(),
-            None => {}
+    /// The cached answers of many requests, in order, each hit counted.
+    pub(super) async fn cached_many(
+        &self,
+        cache: Option<&CacheStore>,
+        keys: &[CacheKey],
+    ) -> Vec<Option<ChatAnswer>> {
+        let Some(cache) = cache else {
+            return vec![None; keys.len()];
+        };
+        let answers = cache.get_many(keys, self.settings.cache_ttl).await;
+        let hits = answers.iter().filter(|a| a.is_some()).count();
+        for _ in 0..hits {
+            self.events.cache_hit();
+        }
+        if hits > 0 {
+            tracing::debug!(hits, "answered from the response cache");
+        }
+        answers
+    }
+
+    /// Stores fresh answers in the response cache, if there is one, and returns once
+    /// they are kept; counts each as paid for without the cache when one was asked for
+    /// but could not be opened, or could not keep it.
+    pub(super) async fn store(
+        &self,
+        cache: Option<&CacheStore>,
+        answers: &[(CacheKey, &ChatAnswer)],
+    ) {
+        let kept = match cache {
+            Some(cache) => cache.put_many(answers).await,
+            None => self.settings.cache.is_none(),
+        };
+        if !kept {
+            for _ in answers {
+                self.events.answer_not_cached();
+            }
         }
     }
 

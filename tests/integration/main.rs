@@ -3,8 +3,10 @@
 
 mod budget;
 mod cache;
+mod cache_redis;
 mod cli;
 mod cluster;
+mod cluster_limits;
 mod codec;
 mod common;
 mod convert;

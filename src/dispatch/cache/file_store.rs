@@ -1,6 +1,6 @@
-//! The persistent response cache: answers of earlier requests, kept in one redb file
-//! (`responses.redb` in the `blossom.cache` directory) and reused across queries and
-//! processes, so that a rerun, or a run resumed after a crash, asks nothing twice.
+//! The embedded response cache: answers kept in one redb file (`responses.redb` in the
+//! `blossom.cache` directory) and reused across queries and processes of one machine,
+//! so that a rerun, or a run resumed after a crash, asks nothing twice.
 //!
 //! ```sql
 //! SET blossom.cache = '/data/blossom-cache'; -- default: ~/.cache/blossom-sql
@@ -8,18 +8,17 @@
 //! SELECT sentiment(text) FROM 'data/reviews.csv'; -- the second run sends no request
 //! ```
 //!
-//! The key is the SHA-256 of the provider's chat URL, the model and the exact request
-//! body; the value is the answer and its token usage, as JSON, with the time it was
-//! stored. Neither holds the API key. Errors are never stored. Answers are written by a
-//! background thread in small transactions: an answer waits at most [`FLUSH_EVERY`]
-//! before its transaction starts, a transaction holds at most [`FLUSH_BATCH`] answers,
-//! and [`ResponseCache::put`] waits while [`FLUSH_BATCH`] answers are not yet committed,
-//! so the answers a killed process had received but not written are never more than
-//! [`FLUSH_BATCH`].
+//! Keys and values are [`super::entry`]'s, as in the Redis store. Answers are written
+//! by a background thread in small transactions: an answer waits at most
+//! [`FLUSH_EVERY`] before its transaction starts, a transaction holds at most
+//! [`FLUSH_BATCH`] answers, and [`ResponseCache::put`] waits while [`FLUSH_BATCH`]
+//! answers are not yet committed, so the answers a killed process had received but not
+//! written are never more than [`FLUSH_BATCH`].
 //!
 //! redb locks its file for one process. A second process on the same cache gets
-//! [`CacheOpenError::InUse`] and runs uncached; a file that is not a readable redb
-//! database is renamed aside (`responses.redb.damaged-<unix time>`) and a new one made.
+//! [`CacheOpenError::InUse`] and runs uncached (a Redis cache is the one to share); a
+//! file that is not a readable redb database is renamed aside
+//! (`responses.redb.damaged-<unix time>`) and a new one made.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,10 +29,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, TableDefinition};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::provider::{ChatAnswer, TokenUsage};
+use super::entry::{self, CacheKey, CacheOpenError};
+use crate::provider::ChatAnswer;
 
 /// The file in the cache directory.
 pub const CACHE_FILE: &str = "responses.redb";
@@ -49,64 +47,6 @@ pub const FLUSH_BATCH: usize = 64;
 const PAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 const ANSWERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("answers_v1");
-
-/// The cache key of one request: SHA-256 of the provider identity and the request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CacheKey([u8; 32]);
-
-impl CacheKey {
-    /// The key of `body` (the request exactly as serialized) sent to `chat_url` for
-    /// `model`. The API key is not part of it.
-    pub fn new(chat_url: &str, model: &str, body: &str) -> Self {
-        let mut hash = Sha256::new();
-        for part in [chat_url, model, body] {
-            hash.update((part.len() as u64).to_le_bytes());
-            hash.update(part.as_bytes());
-        }
-        Self(hash.finalize().into())
-    }
-}
-
-/// What is stored for one request.
-#[derive(Debug, Serialize, Deserialize)]
-struct Stored {
-    content: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    usage: Option<StoredUsage>,
-    stored_at_ms: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredUsage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-}
-
-/// Why a cache file could not be used.
-#[derive(Debug)]
-pub enum CacheOpenError {
-    /// Another process has the file open.
-    InUse(PathBuf),
-    /// The directory or file could not be made or read.
-    Io(PathBuf, String),
-}
-
-impl fmt::Display for CacheOpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InUse(path) => write!(
-                f,
-                "the response cache {} is in use by another process",
-                path.display()
-            ),
-            Self::Io(path, why) => {
-                write!(f, "cannot use the response cache {}: {why}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for CacheOpenError {}
 
 enum Message {
     Put(CacheKey, Arc<Vec<u8>>),
@@ -314,20 +254,7 @@ impl ResponseCache {
                 }
             },
         };
-        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
-        if let Some(ttl) = ttl {
-            let age = now_ms().saturating_sub(stored.stored_at_ms);
-            if u128::from(age) > ttl.as_millis() {
-                return None;
-            }
-        }
-        Some(ChatAnswer {
-            content: stored.content,
-            usage: stored.usage.map(|u| TokenUsage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            }),
-        })
+        entry::decode(&bytes, ttl)
     }
 
     fn read(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, redb::Error> {
@@ -337,22 +264,16 @@ impl ResponseCache {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(table.get(key.0.as_slice())?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(key.as_bytes().as_slice())?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Stores `answer` under `key`; it is readable at once and written within
     /// [`FLUSH_EVERY`]. Waits (briefly: one transaction's commit) while [`FLUSH_BATCH`]
     /// answers are not yet committed, so that a killed process never loses more.
     pub fn put(&self, key: CacheKey, answer: &ChatAnswer) {
-        let stored = Stored {
-            content: answer.content.clone(),
-            usage: answer.usage.map(|u| StoredUsage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            }),
-            stored_at_ms: now_ms(),
-        };
-        let Ok(bytes) = serde_json::to_vec(&stored) else {
+        let Some(bytes) = entry::encode(answer) else {
             return;
         };
         let bytes = Arc::new(bytes);
@@ -482,12 +403,6 @@ fn set_aside(path: &Path) -> Result<PathBuf, CacheOpenError> {
     Ok(aside)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The writer thread: commits answers in batches until every sender is gone.
 fn write_loop(
     db: &Database,
@@ -562,7 +477,7 @@ fn commit(db: &Database, batch: &[(CacheKey, Arc<Vec<u8>>)]) -> Result<(), redb:
     {
         let mut table = txn.open_table(ANSWERS)?;
         for (key, bytes) in batch {
-            table.insert(key.0.as_slice(), bytes.as_slice())?;
+            table.insert(key.as_bytes().as_slice(), bytes.as_slice())?;
         }
     }
     txn.commit()?;
@@ -572,6 +487,7 @@ fn commit(db: &Database, batch: &[(CacheKey, Arc<Vec<u8>>)]) -> Result<(), redb:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::TokenUsage;
 
     fn answer(text: &str) -> ChatAnswer {
         ChatAnswer {
@@ -581,20 +497,6 @@ mod tests {
                 completion_tokens: 1,
             }),
         }
-    }
-
-    #[test]
-    fn keys_differ_by_url_model_and_body() {
-        let k = CacheKey::new("http://a/v1", "m", "{}");
-        assert_eq!(k, CacheKey::new("http://a/v1", "m", "{}"));
-        assert_ne!(k, CacheKey::new("http://b/v1", "m", "{}"));
-        assert_ne!(k, CacheKey::new("http://a/v1", "n", "{}"));
-        assert_ne!(k, CacheKey::new("http://a/v1", "m", "{ }"));
-        assert_ne!(
-            CacheKey::new("ab", "c", ""),
-            CacheKey::new("a", "bc", ""),
-            "parts are delimited"
-        );
     }
 
     #[test]
