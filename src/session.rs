@@ -24,7 +24,7 @@ use url::Url;
 use crate::cluster::{AiStages, ClusterPlanner, TokenChannels, Workers, options_from_headers};
 use crate::cluster_token::ClusterToken;
 use crate::config::{ApiKey, BlossomOptions};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, LimiterServer};
 use crate::estimate::EstimateTable;
 use crate::execution::{AiExecCodec, AiServices};
 use crate::file_tables::{FileTableCatalogList, FileTables};
@@ -173,24 +173,41 @@ impl BlossomSessionBuilder {
         let shared = Shared::new()?;
         let coordinator = match self.workers.is_empty() {
             true => None,
-            false => Some((
-                Workers::new(self.workers),
-                TokenChannels::new(&match self.token {
+            false => {
+                let token = match self.token {
                     Some(token) => token,
                     None => ClusterToken::from_env().map_err(|e| {
                         DataFusionError::Configuration(format!(
                             "a session with workers needs the cluster's token: {e}"
                         ))
                     })?,
-                })?,
-            )),
+                };
+                Some((
+                    Workers::new(self.workers),
+                    TokenChannels::new(&token)?,
+                    token,
+                ))
+            }
         };
-        let options = self.options;
-        let config = shared.attach(
+        let mut options = self.options;
+        // The coordinator hosts the cluster's limiter: every worker takes its slots
+        // and its starts from it, so the caps are the cluster's (dispatch::cluster_limits).
+        let limiter = match &coordinator {
+            Some((_, _, token)) => {
+                let limiter = start_limiter(token.clone())?;
+                options.set_option("cluster_limiter", &limiter.url())?;
+                Some(Arc::new(limiter))
+            }
+            None => None,
+        };
+        let mut config = shared.attach(
             self.config
                 .with_information_schema(true)
                 .with_option_extension(options.clone()),
         );
+        if let Some(limiter) = limiter {
+            config = config.with_extension(limiter);
+        }
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
@@ -224,7 +241,7 @@ impl BlossomSessionBuilder {
                 Arc::new(NdjsonTableFactory::new(fallback)),
             );
         }
-        if let Some((workers, channels)) = coordinator {
+        if let Some((workers, channels, _)) = coordinator {
             builder = builder
                 .with_distributed_worker_resolver(workers.clone())
                 .with_distributed_channel_resolver(channels.clone())
@@ -254,6 +271,28 @@ impl BlossomSessionBuilder {
         ctx.register_udtf("blossom_estimate", Arc::new(EstimateTable));
         Ok(ctx)
     }
+}
+
+/// The environment variable naming the address the coordinator's limiter listens on
+/// (default `127.0.0.1:0`); on several hosts, an address the workers reach.
+pub const LIMITER_LISTEN_ENV: &str = "BLOSSOM_LIMITER_LISTEN";
+
+/// Starts the cluster's limiter for a coordinator session.
+fn start_limiter(token: ClusterToken) -> Result<LimiterServer> {
+    let listen = std::env::var(LIMITER_LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_string());
+    let failed = |e: std::io::Error| {
+        DataFusionError::Configuration(format!(
+            "the coordinator cannot serve the cluster's limiter on {listen} \
+             ({LIMITER_LISTEN_ENV}): {e}"
+        ))
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(DataFusionError::Configuration(
+            "a session with workers must be built within a tokio runtime".to_string(),
+        ));
+    }
+    let listener = std::net::TcpListener::bind(listen.as_str()).map_err(failed)?;
+    LimiterServer::start_on(listener, token).map_err(failed)
 }
 
 /// What the AI operators of a session share, made once per session (once per process

@@ -280,6 +280,20 @@ impl LimiterServer {
     /// `token`. Must be called inside a tokio runtime.
     pub async fn start(bind: SocketAddr, token: ClusterToken) -> std::io::Result<LimiterServer> {
         let listener = TcpListener::bind(bind).await?;
+        Self::serve(listener, token)
+    }
+
+    /// The limiter on `listener`, bound already (from a caller that is not async, such
+    /// as a session builder); it must be called within a tokio runtime.
+    pub fn start_on(
+        listener: std::net::TcpListener,
+        token: ClusterToken,
+    ) -> std::io::Result<LimiterServer> {
+        listener.set_nonblocking(true)?;
+        Self::serve(TcpListener::from_std(listener)?, token)
+    }
+
+    fn serve(listener: TcpListener, token: ClusterToken) -> std::io::Result<LimiterServer> {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             token,

@@ -241,6 +241,28 @@ async fn a_cluster_answers_as_one_process_does() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cap_on_requests_in_flight_is_the_clusters() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(30),
+        ..SimConfig::default()
+    })
+    .await;
+    let cluster = Cluster::start(3);
+    let sql = "SET blossom.max_concurrency = 4; \
+               SELECT id, enhance(text) AS e FROM 'data/reviews.csv'";
+    assert_eq!(rows(&blossom(&sim, Some(&cluster.list()), sql)).len(), 300);
+    let stats = sim.stats();
+    let keys = by_key(&sim);
+    assert!(stats.requests > 200, "{stats:?}");
+    assert!(keys.len() == 3, "every worker asked: {keys:?}");
+    assert!(
+        (2..=4).contains(&stats.peak_in_flight),
+        "peak in flight {} with three workers and max_concurrency 4",
+        stats.peak_in_flight
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_down_or_refusing_the_token_fails_the_query_before_any_request() {
     let sim = simulator(SimConfig::default()).await;
     let cluster = Cluster::start(1);
@@ -283,11 +305,13 @@ async fn a_worker_down_or_refusing_the_token_fails_the_query_before_any_request(
 
     // Without a token, neither a worker nor a coordinator starts.
     let output = blossom_command(&["worker", "--listen", "127.0.0.1:0"])
+        .env_remove("BLOSSOM_CLUSTER_TOKEN")
         .output()
         .expect("blossom runs");
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("BLOSSOM_CLUSTER_TOKEN"));
     let output = blossom_command(&["--workers", &cluster.list(), "-c", "SELECT 1"])
+        .env_remove("BLOSSOM_CLUSTER_TOKEN")
         .output()
         .expect("blossom runs");
     assert_eq!(output.status.code(), Some(2));
