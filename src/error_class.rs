@@ -95,6 +95,22 @@ impl fmt::Display for ErrorClass {
     }
 }
 
+/// An error and its causes on one line, `a: b: c`; a cause whose text the line holds
+/// already is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::cluster::Workers;
 use crate::cluster_token::{AUTHORIZATION, ClusterToken};
+use crate::error_class::error_chain;
 
 /// Longest wait for a worker to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,7 +70,7 @@ impl TokenChannels {
         let channel = endpoint.connect().await.map_err(|e| {
             DataFusionError::Execution(format!(
                 "blossom worker {name} is unreachable: {}",
-                source_chain(&e)
+                error_chain(&e)
             ))
         })?;
         let token = self.token.clone();
@@ -141,19 +142,4 @@ pub async fn check_workers(channels: &TokenChannels, urls: &[Url]) -> Result<()>
         }
     });
     join_all(checks).await.into_iter().collect()
-}
-
-/// An error and its sources, one line.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -783,14 +783,7 @@ impl RemoteLimiter {
 
 /// A reqwest error's text without its URL (the caller names it once), with its causes.
 fn without_url(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
+    crate::error_class::error_chain(&error.without_url())
 }
 
 /// A client for [`report_rows`], shared by the process: without pooled connections,

@@ -46,6 +46,7 @@ use reqwest::{StatusCode, Url};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use crate::error_class::error_chain;
 use crate::observe::StreamStats;
 use crate::provider::parse_retry_after;
 use crate::redact::scrub;
@@ -504,21 +505,6 @@ fn excerpt(body: &str) -> String {
         cut.push('…');
     }
     format!(": {cut}")
-}
-
-/// An error and its causes, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A batch being POSTed, as a future the write loop polls beside its input.
