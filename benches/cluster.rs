@@ -13,10 +13,9 @@
 //! (compared sorted) and the simulator's answer for every text.
 //!
 //! On 2 cores the ratio cluster / single measures what distribution costs, not a
-//! speed-up. Each worker applies `max_concurrency` on its own unless a cluster-wide
-//! limiter is in place, so the cluster may have up to 3 × 16 requests in flight: the peak
-//! column shows it, and the last column is the bound at that peak,
-//! `requests × 50 ms / peak`.
+//! speed-up. The coordinator's limiter holds `max_concurrency` for the whole cluster, so
+//! the peak column should read 16 for both runs (more would be a broken cap); the last
+//! column is the bound at the peak seen, `requests × 50 ms / peak`.
 //!
 //! ```text
 //! cargo bench --profile dev --bench cluster               # 3,000 rows (about 20 s)

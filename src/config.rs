@@ -251,29 +251,6 @@ impl fmt::Debug for RedisUrl {
     }
 }
 
-/// `value` with the password of any URL in it (`scheme://user:password@host`) replaced
-/// by `<redacted>`, to echo a value that was refused.
-fn redact_url_password(value: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = value.find("://").map(|at| at + 3) else {
-        return std::borrow::Cow::Borrowed(value);
-    };
-    let rest = &value[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return std::borrow::Cow::Borrowed(value);
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return std::borrow::Cow::Borrowed(value);
-    };
-    std::borrow::Cow::Owned(format!(
-        "{}{}{}",
-        &value[..start + colon + 1],
-        crate::redact::REDACTED,
-        &value[start + at..]
-    ))
-}
-
 /// Which family of provider the session talks to; each brings default URL, model and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ProviderPreset {
@@ -759,6 +736,13 @@ blossom_options! {
             /// limits alone
             pub cluster_limiter: Option<String> = None,
                 parse = parse_limiter_url, env = "BLOSSOM_CLUSTER_LIMITER";
+
+            /// The blossom worker processes (host:port, separated by commas) that run
+            /// the stages of a query holding AI calls: a session started with workers
+            /// (--workers) is their coordinator, and may change the list between
+            /// queries; empty means one process
+            pub workers: Option<String> = None,
+                parse = parse_worker_list, env = "BLOSSOM_WORKERS";
         }
     }
 }
@@ -809,7 +793,7 @@ impl BlossomOptions {
         };
         (setting.set)(self, value.trim()).map_err(|why| {
             // A refused URL may hold a password: it is not echoed.
-            let value = redact_url_password(value);
+            let value = crate::redact::redact_url_passwords(value);
             DataFusionError::Configuration(format!(
                 "invalid value '{value}' for blossom.{key}: {why}"
             ))
@@ -1272,6 +1256,68 @@ fn parse_limiter_url(value: &str) -> std::result::Result<Option<String>, String>
     Ok(Some(value.trim_end_matches('/').to_string()))
 }
 
+/// `list` (`host:port` entries separated by commas, optionally `http://host:port`) as
+/// worker URLs, without repeats. An entry that is not a host and a port is an error
+/// naming it.
+///
+/// ```
+/// use blossom_sql::config::worker_urls;
+/// let urls = worker_urls("127.0.0.1:50051, localhost:50052").unwrap();
+/// assert_eq!(urls[1].as_str(), "http://localhost:50052/");
+/// assert!(worker_urls("127.0.0.1").is_err());
+/// assert!(worker_urls("").unwrap().is_empty());
+/// ```
+pub fn worker_urls(list: &str) -> std::result::Result<Vec<url::Url>, String> {
+    let mut urls: Vec<url::Url> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let text = if entry.contains("://") {
+            entry.to_string()
+        } else {
+            format!("http://{entry}")
+        };
+        let bad = |why: &str| format!("invalid worker '{entry}': {why} (expected host:port)");
+        let url = url::Url::parse(&text).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(bad("the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("no host"));
+        }
+        if url.port().is_none() {
+            return Err(bad("no port"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("credentials do not belong in a worker address"));
+        }
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    Ok(urls)
+}
+
+/// A worker's name as the user writes it: `host:port`.
+pub fn worker_address(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => url.to_string(),
+    }
+}
+
+/// `blossom.workers`: the list, checked, as `host:port` entries; `None` when empty.
+fn parse_worker_list(value: &str) -> std::result::Result<Option<String>, String> {
+    let urls = worker_urls(value)?;
+    Ok((!urls.is_empty()).then(|| {
+        urls.iter()
+            .map(|url| match url.scheme() {
+                "https" => url.as_str().trim_end_matches('/').to_string(),
+                _ => worker_address(url),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }))
+}
+
 /// The text, or `None` when it is empty.
 fn text_or_none(value: &str) -> std::result::Result<Option<String>, String> {
     Ok((!value.is_empty()).then(|| value.to_string()))
@@ -1477,6 +1523,9 @@ mod tests {
             ("max_prompt_chars", "lots"),
             ("cluster_limiter", "redis://127.0.0.1:1"),
             ("cluster_limiter", "http://user:pw@127.0.0.1:1"),
+            ("workers", "10.0.0.1"),
+            ("workers", "h1:1,ftp://h:2"),
+            ("workers", "http://user:pw@h:1"),
         ] {
             let err = o.set_option(key, value).unwrap_err().to_string();
             assert!(err.contains(&format!("blossom.{key}")), "{err}");
@@ -1761,6 +1810,11 @@ mod tests {
                 "cluster_limiter",
                 "http://127.0.0.1:7070/",
                 "http://127.0.0.1:7070",
+            ),
+            (
+                "workers",
+                " h1:50051, http://h2:50052/,h1:50051",
+                "h1:50051,h2:50052",
             ),
         ];
         let default = BlossomOptions::default();

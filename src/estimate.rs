@@ -29,6 +29,7 @@ use crate::dispatch::budget::CHARS_PER_TOKEN;
 use crate::execution::{AiExec, DryRun};
 use crate::observe::query_metrics::Snapshot;
 use crate::observe::{MetricsLog, QueryMetrics};
+use crate::planning::LiftAiCalls;
 
 /// `blossom_estimate('<query>')`: the requests a query would send, without sending any.
 ///
@@ -133,8 +134,11 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
         .clone()
         .with_create_default_catalog_and_schema(false)
         .with_extension(Arc::new(DryRun::new(Arc::clone(&query))));
+    // Planned in this process: on a cluster's coordinator, the workers would run the
+    // plan's AI operators for real.
     let dry = SessionStateBuilder::new_from_existing(state.clone())
         .with_config(config)
+        .with_query_planner(Arc::new(LiftAiCalls))
         .build();
     let physical = dry.create_physical_plan(&plan).await?;
     let depends_on = ai_functions(&physical, &query)?;
@@ -164,7 +168,7 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
-            snapshots.iter().map(|s| s.function),
+            snapshots.iter().map(|s| s.function.as_str()),
         )),
         count(|s| s.rows),
         count(|s| s.unique_prompts),
@@ -175,7 +179,7 @@ async fn estimate(state: &SessionState, sql: &str) -> Result<RecordBatch> {
             snapshots.iter().map(|s| s.not_sent_cost),
         )),
         Arc::new(BooleanArray::from_iter(
-            snapshots.iter().map(|s| Some(exact(s.function))),
+            snapshots.iter().map(|s| Some(exact(&s.function))),
         )),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)

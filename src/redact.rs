@@ -1,7 +1,7 @@
 //! Secrets kept out of text: an API key or any bearer token a provider repeats in its
 //! answer is scrubbed before the answer is stored, logged or shown, and the value of
-//! `SET blossom.api_key = '...'` is redacted wherever a statement is echoed (the
-//! `--report` file, the shell's history).
+//! `SET blossom.api_key = '...'`, like the password of a URL (`redis://:pw@host`), is
+//! redacted wherever a statement is echoed (the `--report` file, the shell's history).
 //!
 //! ```sql
 //! SET blossom.api_key = 'sk-...'; -- the history file and the report keep
@@ -25,6 +25,34 @@ static CREDENTIAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
 static SET_API_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r#"(?i)(blossom\.api_key\s*(?:=|\bTO\b)\s*)('(?:[^']|'')*'?|"[^"]*"?|[^\s;]+)"#).ok()
 });
+
+/// The password of a URL: `scheme://user:` (group 1), the password up to the last `@`
+/// of the authority.
+static URL_PASSWORD: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:'"]*:)[^\s/?#'"]*@"#).ok());
+
+/// `text` with the password of every URL in it (`scheme://user:password@host`)
+/// replaced by `<redacted>`.
+///
+/// ```
+/// use blossom_sql::redact::redact_url_passwords;
+/// assert_eq!(
+///     redact_url_passwords("SET blossom.cache = 'redis://:p@ss@10.0.0.5:6379/0'"),
+///     "SET blossom.cache = 'redis://:<redacted>@10.0.0.5:6379/0'"
+/// );
+/// ```
+pub fn redact_url_passwords(text: &str) -> Cow<'_, str> {
+    match URL_PASSWORD.as_ref() {
+        Some(password) if password.is_match(text) => Cow::Owned(
+            password
+                .replace_all(text, |caps: &regex::Captures<'_>| {
+                    format!("{}{REDACTED}@", &caps[1])
+                })
+                .into_owned(),
+        ),
+        _ => Cow::Borrowed(text),
+    }
+}
 
 /// `text` with every occurrence of `secret` and every bearer or basic credential
 /// replaced by `<redacted>`.
@@ -58,7 +86,7 @@ pub fn scrub<'a>(text: &'a str, secret: Option<&str>) -> Cow<'a, str> {
 }
 
 /// `sql` with the value of every `SET blossom.api_key = ...` replaced by
-/// `'<redacted>'`.
+/// `'<redacted>'`, and the password of every URL in it (a Redis cache's) too.
 ///
 /// ```
 /// use blossom_sql::redact::redact_sql;
@@ -68,7 +96,7 @@ pub fn scrub<'a>(text: &'a str, secret: Option<&str>) -> Cow<'a, str> {
 /// );
 /// ```
 pub fn redact_sql(sql: &str) -> Cow<'_, str> {
-    match SET_API_KEY.as_ref() {
+    let sql = match SET_API_KEY.as_ref() {
         Some(set) if set.is_match(sql) => Cow::Owned(
             set.replace_all(sql, |caps: &regex::Captures<'_>| {
                 format!("{}'{REDACTED}'", &caps[1])
@@ -76,6 +104,10 @@ pub fn redact_sql(sql: &str) -> Cow<'_, str> {
             .into_owned(),
         ),
         _ => Cow::Borrowed(sql),
+    };
+    match redact_url_passwords(&sql) {
+        Cow::Borrowed(_) => sql,
+        Cow::Owned(redacted) => Cow::Owned(redacted),
     }
 }
 
@@ -123,6 +155,15 @@ mod tests {
                 "SET blossom.api_key = '<redacted>'; SELECT 1",
             ),
             ("SET blossom.model = 'x'", "SET blossom.model = 'x'"),
+            (
+                "SET blossom.cache = 'redis://:pw@h:6379/0'; SELECT 1",
+                "SET blossom.cache = 'redis://:<redacted>@h:6379/0'; SELECT 1",
+            ),
+            (
+                "SET blossom.cache = 'redis://u:a@b@h/0'",
+                "SET blossom.cache = 'redis://u:<redacted>@h/0'",
+            ),
+            ("SELECT 'http://h:80/x@y'", "SELECT 'http://h:80/x@y'"),
         ] {
             assert_eq!(redact_sql(sql), expected);
         }

@@ -19,7 +19,6 @@ use datafusion_distributed::{
     DistributedExt, SessionStateBuilderExt, WorkerQueryContext, WorkerSessionBuilder,
 };
 use tonic::codegen::http::HeaderMap;
-use url::Url;
 
 use crate::cluster::{AiStages, ClusterPlanner, TokenChannels, Workers, options_from_headers};
 use crate::cluster_token::ClusterToken;
@@ -30,7 +29,7 @@ use crate::execution::{AiExecCodec, AiServices};
 use crate::file_tables::{FileTableCatalogList, FileTables};
 use crate::functions;
 use crate::observe::{ErrorLog, ErrorsTable, MetricsLog, MetricsTable, SessionStats, StreamStats};
-use crate::planning::{LiftAiCalls, PlanAiCalls};
+use crate::planning::{Coordinator, LiftAiCalls, PlanAiCalls};
 use crate::sim::Simulator;
 use crate::streaming::NdjsonTableFactory;
 
@@ -56,7 +55,6 @@ const SIMULATOR_MODEL: &str = "blossom-sim";
 pub struct BlossomSessionBuilder {
     options: BlossomOptions,
     config: SessionConfig,
-    workers: Vec<Url>,
     token: Option<ClusterToken>,
 }
 
@@ -72,7 +70,6 @@ impl BlossomSessionBuilder {
         Self {
             options: BlossomOptions::default(),
             config: SessionConfig::new(),
-            workers: Vec::new(),
             token: None,
         }
     }
@@ -83,7 +80,6 @@ impl BlossomSessionBuilder {
         Ok(Self {
             options: BlossomOptions::from_env()?,
             config: SessionConfig::new(),
-            workers: Vec::new(),
             token: None,
         })
     }
@@ -150,9 +146,8 @@ impl BlossomSessionBuilder {
     ///     .build()?;
     /// # Ok(()) }
     /// ```
-    pub fn with_workers(mut self, list: &str) -> Result<Self> {
-        self.workers = crate::cluster::parse_workers(list)?;
-        Ok(self)
+    pub fn with_workers(self, list: &str) -> Result<Self> {
+        self.with_option("workers", list)
     }
 
     /// The token a coordinator presents to its workers, instead of
@@ -171,7 +166,8 @@ impl BlossomSessionBuilder {
     /// options, every AI function, and the rule that runs them concurrently.
     pub fn build(self) -> Result<SessionContext> {
         let shared = Shared::new()?;
-        let coordinator = match self.workers.is_empty() {
+        let workers = crate::cluster::parse_workers(self.options.workers.as_deref().unwrap_or(""))?;
+        let coordinator = match workers.is_empty() {
             true => None,
             false => {
                 let token = match self.token {
@@ -182,11 +178,7 @@ impl BlossomSessionBuilder {
                         ))
                     })?,
                 };
-                Some((
-                    Workers::new(self.workers),
-                    TokenChannels::new(&token)?,
-                    token,
-                ))
+                Some((Workers::new(workers), TokenChannels::new(&token)?, token))
             }
         };
         let mut options = self.options;
@@ -196,6 +188,8 @@ impl BlossomSessionBuilder {
             Some((_, _, token)) => {
                 let limiter = start_limiter(token.clone())?;
                 options.set_option("cluster_limiter", &limiter.url())?;
+                // The workers' reports of their work are this session's metrics.
+                limiter.report_to(Arc::clone(&shared.metrics), Arc::clone(&shared.stats));
                 Some(Arc::new(limiter))
             }
             None => None,
@@ -206,7 +200,10 @@ impl BlossomSessionBuilder {
                 .with_option_extension(options.clone()),
         );
         if let Some(limiter) = limiter {
-            config = config.with_extension(limiter);
+            // Only a coordinator has a limiter: its planner runs over blossom.workers.
+            config = config
+                .with_extension(limiter)
+                .with_extension(Arc::new(Coordinator));
         }
         // The AI rule runs first, before DataFusion's rules can push projections
         // (and the AI calls in them) into file scans.
@@ -361,8 +358,11 @@ impl BlossomWorkerSessions {
     /// Sessions starting from `builder`'s options; calls to other workers (a stage
     /// reading another's output) present `token`.
     pub fn new(builder: &BlossomSessionBuilder, token: &ClusterToken) -> Result<Self> {
+        let mut base = builder.options.clone();
+        // A worker plans for no one: a BLOSSOM_WORKERS in its environment means nothing.
+        base.workers = None;
         Ok(Self {
-            base: builder.options.clone(),
+            base,
             shared: Shared::new()?,
             channels: TokenChannels::new(token)?,
         })

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
 use super::live::{LiveSources, status_line};
-use crate::observe::{SessionStats, StatsSnapshot, session_stats};
+use crate::observe::{PerWorker, SessionStats, StatsSnapshot, per_worker_since, session_stats};
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);
@@ -27,6 +27,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct StatementProgress {
     stats: Option<Arc<SessionStats>>,
     before: StatsSnapshot,
+    before_workers: PerWorker,
     start: Instant,
     bar: Option<(ProgressBar, JoinHandle<()>)>,
     live: bool,
@@ -39,6 +40,7 @@ impl StatementProgress {
     pub(crate) fn start(ctx: &SessionContext, live: bool, forced: bool) -> Self {
         let stats = session_stats(ctx);
         let before = stats.as_ref().map(|s| s.snapshot()).unwrap_or_default();
+        let before_workers = stats.as_ref().map(|s| s.per_worker()).unwrap_or_default();
         let bar = match &stats {
             Some(stats) if live && std::io::stderr().is_terminal() => {
                 Some(Self::draw(Arc::clone(stats), before))
@@ -48,6 +50,7 @@ impl StatementProgress {
         Self {
             stats,
             before,
+            before_workers,
             start: Instant::now(),
             bar,
             live,
@@ -144,15 +147,20 @@ impl StatementProgress {
         (bar, ticker)
     }
 
-    /// Stops watching: what the statement did, and how long it took.
-    pub(crate) fn finish(mut self) -> (StatsSnapshot, Duration) {
+    /// Stops watching: what the statement did (in all, and on each worker of a
+    /// cluster), and how long it took.
+    pub(crate) fn finish(mut self) -> (StatsSnapshot, PerWorker, Duration) {
         self.clear();
-        let delta = self
-            .stats
-            .as_ref()
-            .map(|s| s.snapshot().since(&self.before))
-            .unwrap_or_default();
-        (delta, self.start.elapsed())
+        let Some(stats) = self.stats.as_ref() else {
+            return (
+                StatsSnapshot::default(),
+                PerWorker::new(),
+                self.start.elapsed(),
+            );
+        };
+        let delta = stats.snapshot().since(&self.before);
+        let workers = per_worker_since(&stats.per_worker(), &self.before_workers);
+        (delta, workers, self.start.elapsed())
     }
 
     fn clear(&mut self) {
@@ -168,6 +176,19 @@ impl Drop for StatementProgress {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// On a cluster's coordinator, what each worker did, e.g.
+/// `per worker: 127.0.0.1:50051 102 rows, 99 requests · 127.0.0.1:50052 98 rows, 97 requests`;
+/// `None` when no worker reported.
+pub(crate) fn worker_summary(workers: &PerWorker) -> Option<String> {
+    (!workers.is_empty()).then(|| {
+        let each: Vec<String> = workers
+            .iter()
+            .map(|(worker, ai)| format!("{worker} {} rows, {} requests", ai.rows, ai.requests))
+            .collect();
+        format!("per worker: {}", each.join(" · "))
+    })
 }
 
 /// The one-line summary of a statement that asked a model, e.g.

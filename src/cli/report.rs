@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::error::CliError;
-use crate::observe::{StatsSnapshot, StreamSnapshot};
+use crate::observe::{PerWorker, StatsSnapshot, StreamSnapshot};
 
 /// One statement of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +27,10 @@ pub struct StatementReport {
     pub rows: u64,
     /// What its AI calls did.
     pub ai: StatsSnapshot,
+    /// On a cluster's coordinator, what they did on each worker, by worker name (left
+    /// out elsewhere).
+    #[serde(skip_serializing_if = "PerWorker::is_empty")]
+    pub workers: PerWorker,
     /// What its AI calls cost in USD, at the models' prices; `null` when a model's
     /// price is unknown (see `blossom.price_input`).
     pub cost: Option<f64>,
@@ -49,6 +53,9 @@ pub struct RunReport {
     pub statements: Vec<StatementReport>,
     /// Everything the run's AI calls did.
     pub ai: StatsSnapshot,
+    /// On a cluster's coordinator, what they did on each worker (left out elsewhere).
+    #[serde(skip_serializing_if = "PerWorker::is_empty")]
+    pub workers: PerWorker,
     /// What the session's streaming sources and sinks did; left out when no statement
     /// read a streaming source.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,12 +25,12 @@ use super::args::PrintOptions;
 use super::error::CliError;
 use super::live::{LiveSources, stream_summary};
 use super::print::print_stream;
-use super::progress::{StatementProgress, summary};
+use super::progress::{StatementProgress, summary, worker_summary};
 use super::report::{RunReport, StatementReport, StreamReport, unix_seconds};
 use super::signal::{Interrupt, Signals};
 use crate::BlossomOptions;
 use crate::config::OnInterrupt;
-use crate::observe::{StatsSnapshot, StreamStats};
+use crate::observe::{PerWorker, StatsSnapshot, StreamStats};
 use crate::redact::redact_sql;
 
 /// Runs every statement of `sql` in order on `ctx`, printing each result to `out`,
@@ -64,10 +64,13 @@ pub async fn run_sql(
         let text = statement.to_string();
         let mut progress = StatementProgress::start(ctx, !options.quiet, options.progress);
         let (result, interrupt) = execute(ctx, statement, options, out, &mut progress, run).await;
-        let (ai, elapsed) = progress.finish();
+        let (ai, workers, elapsed) = progress.finish();
         let no_cache = cache_unavailable(ctx, &ai);
         if !options.quiet {
             if let Some(line) = summary(&ai, elapsed, no_cache.as_deref()) {
+                eprintln!("blossom: {line}");
+            }
+            if let Some(line) = worker_summary(&workers) {
                 eprintln!("blossom: {line}");
             }
             if let Some(stream) = run.stream.as_ref().filter(|_| run.streaming) {
@@ -79,7 +82,7 @@ pub async fn run_sql(
             // The stopped statement has ended: the shell's next one reads again.
             stream.resume_sources();
         }
-        run.record(text, elapsed, ai, &result, interrupt.is_some());
+        run.record(text, elapsed, ai, workers, &result, interrupt.is_some());
         run.cache_unavailable = run.cache_unavailable.take().or(no_cache);
         if let Some(interrupt) = interrupt {
             return Err(interrupt.error());
@@ -231,6 +234,7 @@ impl Run {
         sql: String,
         elapsed: std::time::Duration,
         ai: StatsSnapshot,
+        workers: PerWorker,
         result: &Result<u64>,
         interrupted: bool,
     ) {
@@ -248,6 +252,7 @@ impl Run {
             rows: *result.as_ref().unwrap_or(&0),
             cost: ai.cost(),
             ai,
+            workers,
             error: result
                 .as_ref()
                 .err()
@@ -260,6 +265,16 @@ impl Run {
         self.statements
             .iter()
             .fold(StatsSnapshot::default(), |total, s| total.plus(&s.ai))
+    }
+
+    /// What each worker of a cluster did in the run so far.
+    pub fn worker_totals(&self) -> PerWorker {
+        let mut totals = PerWorker::new();
+        for (worker, ai) in self.statements.iter().flat_map(|s| &s.workers) {
+            let total = totals.entry(worker.clone()).or_default();
+            *total = total.plus(ai);
+        }
+        totals
     }
 
     /// Fails when the run has more failed rows than allowed.
@@ -291,6 +306,7 @@ impl Run {
                 started_at_unix: unix_seconds(self.started),
                 elapsed_ms: self.clock.elapsed().as_millis() as u64,
                 ai: self.ai_totals(),
+                workers: self.worker_totals(),
                 cost: self.ai_totals().cost(),
                 statements: self.statements.clone(),
                 stream: self

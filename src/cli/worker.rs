@@ -32,8 +32,8 @@ pub(crate) async fn run(
         .await
         .map_err(|e| CliError::usage(format!("blossom worker: cannot listen on {listen}: {e}")))?;
     let addr = server.local_addr();
-    // How the coordinator's limiter counts this worker's requests.
-    crate::dispatch::set_worker_name(&addr.to_string());
+    // How the coordinator's limiter and reports name this worker.
+    crate::dispatch::set_worker_address(addr);
     if !quiet {
         eprintln!("blossom worker: listening on {addr}");
     }

@@ -1,7 +1,8 @@
 //! The coordinator's query planner: datafusion-distributed's planner (which wraps
 //! blossom's own, `LiftAiCalls`), after two checks that make a cluster query fail
 //! before any request is sent rather than half-way: every setting can travel to the
-//! workers, and every worker answers.
+//! workers, and every worker answers. The workers are `blossom.workers` at the time of
+//! the query, so `SET blossom.workers` changes them for the queries after it.
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::cluster::failures::NamedFailures;
-use crate::cluster::{TokenChannels, Workers, check_workers, settings_that_cannot_travel};
+use crate::cluster::{
+    TokenChannels, Workers, check_workers, parse_workers, settings_that_cannot_travel,
+};
 use crate::config::BlossomOptions;
 
 /// Checks, then plans over the workers.
@@ -67,6 +70,18 @@ impl QueryPlanner for ClusterPlanner {
                  holds printable ASCII on one line only",
                 stuck.join(", ")
             )));
+        }
+        // SET blossom.workers between queries changes the workers of the next ones.
+        let urls = parse_workers(options.workers.as_deref().unwrap_or(""))?;
+        if urls.is_empty() {
+            return Err(DataFusionError::Configuration(
+                "blossom.workers is empty: this session coordinates a cluster and needs at least \
+                 one worker (a session of one process is started without --workers)"
+                    .to_string(),
+            ));
+        }
+        if urls != self.workers.urls() {
+            self.workers.set(urls);
         }
         check_workers(&self.channels, &self.workers.urls()).await?;
         let plan = self

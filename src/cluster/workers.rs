@@ -7,47 +7,19 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion_distributed::WorkerResolver;
 use url::Url;
 
-/// `list` (`host:port` entries separated by commas, optionally `http://host:port`) as
-/// worker URLs. An entry that is not a host and a port is an error naming it.
+use crate::config::{worker_address, worker_urls};
+
+/// `list` (`host:port` entries separated by commas) as worker URLs, as
+/// `blossom.workers` takes it ([`crate::config::worker_urls`]).
 ///
 /// ```
 /// use blossom_sql::cluster::parse_workers;
-/// let urls = parse_workers("127.0.0.1:50051, localhost:50052").unwrap();
-/// assert_eq!(urls[1].as_str(), "http://localhost:50052/");
-/// assert!(parse_workers("127.0.0.1").is_err());
-/// assert!(parse_workers("").unwrap().is_empty());
+/// assert_eq!(parse_workers("h1:50051,h2:50051").unwrap().len(), 2);
+/// assert!(parse_workers("h1").unwrap_err().to_string().contains("blossom.workers"));
 /// ```
 pub fn parse_workers(list: &str) -> Result<Vec<Url>> {
-    let mut urls: Vec<Url> = Vec::new();
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let text = if entry.contains("://") {
-            entry.to_string()
-        } else {
-            format!("http://{entry}")
-        };
-        let bad = |why: &str| {
-            DataFusionError::Configuration(format!(
-                "invalid worker '{entry}' in blossom.workers: {why} (expected host:port)"
-            ))
-        };
-        let url = Url::parse(&text).map_err(|e| bad(&e.to_string()))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(bad("the scheme must be http or https"));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(bad("no host"));
-        }
-        if url.port().is_none() {
-            return Err(bad("no port"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad("credentials do not belong in a worker address"));
-        }
-        if !urls.contains(&url) {
-            urls.push(url);
-        }
-    }
-    Ok(urls)
+    worker_urls(list)
+        .map_err(|why| DataFusionError::Configuration(format!("blossom.workers: {why}")))
 }
 
 /// The workers of a coordinator session; the list can change between queries
@@ -73,20 +45,26 @@ impl Workers {
 
     /// A worker's name as the user wrote it: `host:port`.
     pub fn name(url: &Url) -> String {
-        match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            _ => url.to_string(),
-        }
+        worker_address(url)
     }
 }
 
 impl WorkerResolver for Workers {
+    /// The workers; one worker is listed twice. datafusion-distributed elides a network
+    /// boundary between a stage of one task and a consumer of one task, and runs such a
+    /// plan in the coordinator: a cluster of one worker would then make its AI calls
+    /// in the coordinator, with the coordinator's key. Two tasks on the one worker keep
+    /// them there.
     fn get_urls(&self) -> Result<Vec<Url>> {
-        let urls = self.urls();
-        if urls.is_empty() {
-            return Err(DataFusionError::Configuration(
-                "blossom.workers is empty: a coordinator needs at least one worker".to_string(),
-            ));
+        let mut urls = self.urls();
+        match urls.len() {
+            0 => {
+                return Err(DataFusionError::Configuration(
+                    "blossom.workers is empty: a coordinator needs at least one worker".to_string(),
+                ));
+            }
+            1 => urls.push(urls[0].clone()),
+            _ => {}
         }
         Ok(urls)
     }
@@ -109,5 +87,8 @@ mod tests {
         let urls = parse_workers("h1:1,h1:1,h2:2").unwrap();
         assert_eq!(urls.len(), 2, "duplicates are dropped");
         assert_eq!(Workers::name(&urls[1]), "h2:2");
+        let one = Workers::new(parse_workers("h1:1").unwrap());
+        assert_eq!(one.get_urls().unwrap().len(), 2, "one worker, two tasks");
+        assert_eq!(one.urls().len(), 1);
     }
 }

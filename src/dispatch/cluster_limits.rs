@@ -20,7 +20,11 @@
 //!    request ends; a worker killed closes its connection, and a worker whose machine
 //!    vanished stops its heartbeats ([`HOLD_IDLE`]): either way its slots are freed;
 //! 2. before each attempt, `POST /start` waits for the cluster's cool-down and rate;
-//! 3. after a `Retry-After`, `POST /cool-down` pauses every worker.
+//! 3. after a `Retry-After`, `POST /cool-down` pauses every worker;
+//!
+//! and at the end of each partition of an AI operator, `POST /report` tells the
+//! coordinator what the worker's entries of the query counted ([`report_work`]), for the
+//! coordinator's `blossom_metrics()`, summary and run report.
 //!
 //! The hold runs on the request's body rather than on a response streamed back: the
 //! worker ending its body frees the slot at once, with no `/release` round trip, and
@@ -38,7 +42,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -58,6 +62,7 @@ use tokio::task::JoinHandle;
 use super::limits::{Limits, OwnedSlot};
 use crate::cluster_token::{AUTHORIZATION, ClusterToken};
 use crate::config::ProviderSettings;
+use crate::observe::{FunctionMetrics, MetricsLog, SessionStats, WorkReport};
 use crate::provider::ProviderError;
 
 /// How often a worker holding a slot sends a byte on the slot's request body.
@@ -69,8 +74,12 @@ pub const HOLD_IDLE: Duration = Duration::from_secs(10);
 /// Longest wait to connect to the limiter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Largest request body the limiter reads (but a slot's, which it only watches).
+/// Largest request body the limiter reads (but a slot's, which it only watches, and a
+/// report's).
 const MAX_BODY: usize = 16 * 1024;
+
+/// Largest report a worker sends: a few entries, each with its latency histogram.
+const MAX_REPORT_BODY: usize = 4 * 1024 * 1024;
 
 /// The headers of a `/slot` request.
 const WORKER_HEADER: &str = "x-blossom-worker";
@@ -81,21 +90,28 @@ const RATE_HEADER: &str = "x-blossom-requests-per-minute";
 /// This process's name as a worker, as the limiter counts it.
 static WORKER_NAME: Mutex<Option<String>> = Mutex::new(None);
 
-/// Names this process in the counts of the cluster's limiter (the coordinator calls it
-/// at worker start); by default the host's name, else `local`.
-pub fn set_worker_name(name: &str) {
-    *WORKER_NAME.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.to_string());
+/// Names this process, a worker listening on `addr`, in the limiter's counts and the
+/// coordinator's reports: `addr`, or, when it listens on every interface (`0.0.0.0`),
+/// the host's name with the port.
+pub fn set_worker_address(addr: SocketAddr) {
+    let name = match addr.ip().is_unspecified() {
+        true => format!("{}:{}", host_name(), addr.port()),
+        false => addr.to_string(),
+    };
+    *WORKER_NAME.lock().unwrap_or_else(|p| p.into_inner()) = Some(name);
 }
 
-/// This process's worker name.
+/// This process's worker name ([`set_worker_address`]); by default the host's name.
 pub fn worker_name() -> String {
-    if let Some(name) = WORKER_NAME
+    WORKER_NAME
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
-    {
-        return name;
-    }
+        .unwrap_or_else(host_name)
+}
+
+/// The host's name, else `local`.
+fn host_name() -> String {
     static HOST: LazyLock<String> = LazyLock::new(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
@@ -124,12 +140,6 @@ struct CoolDown {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Rows {
-    worker: String,
-    rows: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
 struct Started {
     waited_ms: u64,
 }
@@ -137,12 +147,10 @@ struct Started {
 /// What one worker did through the limiter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerCounts {
-    /// The worker's name ([`set_worker_name`]).
+    /// The worker's name ([`set_worker_address`]).
     pub worker: String,
     /// Attempts it started (`/start` granted).
     pub requests: u64,
-    /// Rows it reported ([`report_rows`]).
-    pub rows: u64,
     /// Most slots it held at once.
     pub peak_in_flight: u64,
 }
@@ -150,7 +158,6 @@ pub struct WorkerCounts {
 #[derive(Debug, Default)]
 struct Worker {
     requests: u64,
-    rows: u64,
     in_flight: u64,
     peak_in_flight: u64,
 }
@@ -162,6 +169,9 @@ struct State {
     workers: Mutex<BTreeMap<String, Worker>>,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    /// Where the workers' reports of their work go: the coordinator's metrics log and
+    /// live counters ([`LimiterServer::report_to`]).
+    reports: OnceLock<(Arc<MetricsLog>, Arc<SessionStats>)>,
 }
 
 impl State {
@@ -301,6 +311,7 @@ impl LimiterServer {
             workers: Mutex::default(),
             in_flight: AtomicU64::new(0),
             peak_in_flight: AtomicU64::new(0),
+            reports: OnceLock::new(),
         });
         let (shutdown, stopped) = watch::channel(());
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state), stopped));
@@ -318,6 +329,13 @@ impl LimiterServer {
         format!("http://{}", self.addr)
     }
 
+    /// Sends the workers' reports of their work (`/report`, see [`report_work`]) to
+    /// `metrics` and `stats`, the coordinator session's; set once, later calls change
+    /// nothing.
+    pub fn report_to(&self, metrics: Arc<MetricsLog>, stats: Arc<SessionStats>) {
+        let _ = self.state.reports.set((metrics, stats));
+    }
+
     /// What each worker did, by name.
     pub fn per_worker(&self) -> Vec<WorkerCounts> {
         let workers = self.state.workers.lock().unwrap_or_else(|p| p.into_inner());
@@ -326,7 +344,6 @@ impl LimiterServer {
             .map(|(name, w)| WorkerCounts {
                 worker: name.clone(),
                 requests: w.requests,
-                rows: w.rows,
                 peak_in_flight: w.peak_in_flight,
             })
             .collect()
@@ -347,7 +364,6 @@ impl LimiterServer {
         let mut workers = self.state.workers.lock().unwrap_or_else(|p| p.into_inner());
         for w in workers.values_mut() {
             w.requests = 0;
-            w.rows = 0;
             w.peak_in_flight = w.in_flight;
         }
         self.state.peak_in_flight.store(
@@ -410,7 +426,14 @@ fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 async fn read_json<T: serde::de::DeserializeOwned>(
     request: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
-    let body = Limited::new(request.into_body(), MAX_BODY)
+    read_json_up_to(request, MAX_BODY).await
+}
+
+async fn read_json_up_to<T: serde::de::DeserializeOwned>(
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<T, Response<Body>> {
+    let body = Limited::new(request.into_body(), limit)
         .collect()
         .await
         .map_err(|_| answer(StatusCode::BAD_REQUEST, "unreadable body"))?
@@ -438,7 +461,7 @@ async fn handle(
         "/slot" => slot(state, request).await,
         "/start" => start(state, request).await,
         "/cool-down" => cool_down(state, request).await,
-        "/rows" => rows(state, request).await,
+        "/report" => report(state, request).await,
         _ => Ok(answer(StatusCode::NOT_FOUND, "no such endpoint")),
     };
     Ok(response.unwrap_or_else(|refused| refused))
@@ -530,12 +553,17 @@ async fn cool_down(
     Ok(answer(StatusCode::OK, Bytes::new()))
 }
 
-async fn rows(
+async fn report(
     state: Arc<State>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Response<Body>> {
-    let rows: Rows = read_json(request).await?;
-    state.worker(&rows.worker, |w| w.rows += rows.rows);
+    let reports: Vec<WorkReport> = read_json_up_to(request, MAX_REPORT_BODY).await?;
+    if let Some((metrics, stats)) = state.reports.get() {
+        for report in reports {
+            let worker = report.worker.clone();
+            stats.absorb(&worker, &metrics.absorb(report));
+        }
+    }
     Ok(answer(StatusCode::OK, Bytes::new()))
 }
 
@@ -786,27 +814,29 @@ fn without_url(error: reqwest::Error) -> String {
     crate::error_class::error_chain(&error.without_url())
 }
 
-/// A client for [`report_rows`], shared by the process: without pooled connections,
+/// A client for [`report_work`], shared by the process: without pooled connections,
 /// so that it serves any runtime.
-static ROWS_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| http_client(false));
+static REPORT_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| http_client(false));
 
-/// Tells the cluster's limiter that this worker produced `rows` rows (added to its
-/// [`WorkerCounts::rows`]); nothing when `blossom.cluster_limiter` is off. Best effort:
-/// a failure is logged, never an error of the query.
-pub async fn report_rows(settings: &ProviderSettings, rows: u64) {
+/// Tells the coordinator (through the cluster's limiter) what this worker's entries of a
+/// query counted so far: the coordinator's `blossom_metrics()`, report and summary
+/// show it per worker. Nothing when `blossom.cluster_limiter` is off. Best effort: a
+/// failure is logged, never an error of the query.
+pub async fn report_work(settings: &ProviderSettings, entries: &[Arc<FunctionMetrics>]) {
     let Some(url) = settings.cluster_limiter.as_deref() else {
         return;
     };
-    let limiter = RemoteLimiter::with_client(url, ROWS_CLIENT.clone());
-    let body = Rows {
-        worker: worker_name(),
-        rows,
-    };
-    if let Err(refusal) = limiter.post("/rows", &body).await {
+    if entries.is_empty() {
+        return;
+    }
+    let limiter = RemoteLimiter::with_client(url, REPORT_CLIENT.clone());
+    let worker = worker_name();
+    let body: Vec<WorkReport> = entries.iter().map(|e| e.report(&worker)).collect();
+    if let Err(refusal) = limiter.post("/report", &body).await {
         let why = match refusal {
             LimiterRefusal::Unreachable(e) => e.to_string(),
             LimiterRefusal::Refused(why) => why,
         };
-        tracing::debug!("rows were not reported to the cluster limiter: {why}");
+        tracing::warn!("this worker's counts were not reported to the coordinator: {why}");
     }
 }

@@ -43,7 +43,7 @@ pub use cache::{
     CACHE_FILE, CacheKey, CacheOpenError, CacheStore, FLUSH_BATCH, FLUSH_EVERY, KEY_PREFIX,
     PAUSE_AFTER_FAILURE, RedisCache, ResponseCache, redis_key,
 };
-pub use cluster_limits::{LimiterServer, WorkerCounts, report_rows, set_worker_name};
+pub use cluster_limits::{LimiterServer, WorkerCounts, report_work, set_worker_address};
 pub use error::CallError;
 pub use memo::QueryMemo;
 pub use packing::{PackControl, Validate};

@@ -35,6 +35,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use super::ai_call::{AiCall, CallRuntime};
 use super::services::Started;
 use super::waves::Waves;
+use super::work_report::reported;
 use crate::observe::AiMetrics;
 
 /// Rows of one partition whose answers may be pending at once, at least; the limit is
@@ -283,7 +284,7 @@ impl ExecutionPlan for AiExec {
                 )
             });
         let input = self.input.execute(partition, context)?;
-        Ok(Box::pin(PipelinedStream {
+        let stream = Box::pin(PipelinedStream {
             schema: self.schema(),
             input: Some(input),
             calls: Arc::new(self.calls.iter().cloned().zip(runtimes).collect()),
@@ -295,7 +296,8 @@ impl ExecutionPlan for AiExec {
             unasked: None,
             gather,
             baseline: BaselineMetrics::new(&self.metrics, partition),
-        }))
+        });
+        Ok(reported(stream, &settings, &query))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -47,6 +47,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use super::ai_call::{AiCall, CallRuntime};
 use super::services::Started;
 use super::waves::Waves;
+use super::work_report::reported;
 use crate::config::{JoinPrefilter, OnError};
 use crate::dispatch::{CallError, StopReason, embedding};
 use crate::error_class::ErrorClass;
@@ -369,10 +370,8 @@ impl ExecutionPlan for AiJoinExec {
             Ok::<_, DataFusionError>(join.answer(pairs))
         })
         .try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema(),
-            stream,
-        )))
+        let stream = Box::pin(RecordBatchStreamAdapter::new(self.schema(), stream));
+        Ok(reported(stream, &settings, &query))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -12,6 +12,7 @@ mod reduce;
 mod services;
 mod staged_copy;
 mod waves;
+mod work_report;
 
 pub(crate) use ai_call::{AiCall, Guard, Truth};
 pub use ai_exec::AiExec;

@@ -19,6 +19,8 @@ pub mod stream_stats;
 pub use error_log::{ErrorLog, ErrorsTable, RowError, error_log};
 pub use events::{CallEvents, CallObserver, Unobserved};
 pub use operator_metrics::AiMetrics;
-pub use query_metrics::{FunctionMetrics, MetricsLog, MetricsTable, QueryMetrics, metrics_log};
-pub use stats::{SessionStats, StatsSnapshot, session_stats};
+pub use query_metrics::{
+    FunctionMetrics, MetricsLog, MetricsTable, QueryMetrics, WorkReport, metrics_log,
+};
+pub use stats::{PerWorker, SessionStats, StatsSnapshot, per_worker_since, session_stats};
 pub use stream_stats::{StreamSnapshot, StreamStats};

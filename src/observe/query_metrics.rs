@@ -7,7 +7,8 @@
 //! SELECT query_id, function, rows, requests, latency_p95_ms FROM blossom_metrics();
 //! ```
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,8 +22,10 @@ use datafusion::common::{Result, plan_err};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use super::error_log::now_unix_ms;
+use super::stats::StatsSnapshot;
 use crate::config::NANO_USD_PER_USD;
 use crate::error_class::ErrorClass;
 use crate::provider::TokenUsage;
@@ -33,10 +36,14 @@ const CAPACITY: usize = 1_000;
 /// Latencies above this many microseconds (an hour) are recorded as an hour.
 const LATENCY_CEILING_US: u64 = 3_600_000_000;
 
-/// The metrics of a session's queries, one entry per query and AI function.
+/// The metrics of a session's queries, one entry per query and AI function, and, on
+/// the coordinator of a cluster, one per query, AI function and worker: the workers'
+/// reports ([`WorkReport`]) added up.
 #[derive(Debug, Default)]
 pub struct MetricsLog {
     entries: Mutex<VecDeque<Arc<FunctionMetrics>>>,
+    /// The latest report of each worker's entry, by worker and part.
+    reports: Mutex<HashMap<(String, u64), WorkReport>>,
 }
 
 impl MetricsLog {
@@ -91,6 +98,7 @@ impl MetricsLog {
             millis("latency_p99_ms"),
             millis("latency_max_ms"),
             Field::new("throttled_ms", DataType::Float64, false),
+            Field::new("worker", DataType::Utf8, true),
         ]))
     }
 
@@ -106,7 +114,7 @@ impl MetricsLog {
         let columns: Vec<ArrayRef> = vec![
             count(|s| s.query_id),
             Arc::new(StringArray::from_iter_values(
-                snapshots.iter().map(|s| s.function),
+                snapshots.iter().map(|s| s.function.as_str()),
             )),
             Arc::new(
                 TimestampMillisecondArray::from_iter_values(snapshots.iter().map(|s| s.started_at))
@@ -137,6 +145,9 @@ impl MetricsLog {
             millis(|s| s.latency_ms.map(|l| l.max)),
             Arc::new(Float64Array::from_iter_values(
                 snapshots.iter().map(|s| s.throttled_ms),
+            )),
+            Arc::new(StringArray::from_iter(
+                snapshots.iter().map(|s| s.worker.as_deref()),
             )),
         ];
         Ok(RecordBatch::try_new(Self::schema(), columns)?)
@@ -183,13 +194,12 @@ impl QueryMetrics {
         if let Some(existing) = functions.iter().find(|f| f.function == function) {
             return Arc::clone(existing);
         }
-        let entry = Arc::new(FunctionMetrics {
-            query_id: self.query_id,
-            started_at: self.started_at,
-            function,
-            counters: Counters::default(),
-            latency_us: Mutex::new(new_histogram()),
-        });
+        let entry = Arc::new(FunctionMetrics::new(
+            self.query_id,
+            self.started_at,
+            Cow::Borrowed(function),
+            None,
+        ));
         functions.push(Arc::clone(&entry));
         self.log.register(Arc::clone(&entry));
         entry
@@ -227,7 +237,9 @@ impl Cause {
     }
 }
 
-#[derive(Debug, Default)]
+/// The counters of one entry. `pack_rows` is a level (the last pack size); every other
+/// field is a count, listed by [`Self::counts`].
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Counters {
     rows: AtomicU64,
     unique_prompts: AtomicU64,
@@ -250,13 +262,89 @@ struct Counters {
     not_sent_unpriced: AtomicU64,
 }
 
+impl Counters {
+    /// Every count (all fields but `pack_rows`), so that copying and adding up cannot
+    /// forget one.
+    fn counts(&self) -> [&AtomicU64; 22] {
+        let [r0, r1, r2, r3, r4] = &self.retries;
+        [
+            &self.rows,
+            &self.unique_prompts,
+            &self.cache_hits,
+            &self.dedup_hits,
+            &self.requests,
+            r0,
+            r1,
+            r2,
+            r3,
+            r4,
+            &self.failed_rows,
+            &self.input_tokens,
+            &self.output_tokens,
+            &self.throttled_us,
+            &self.not_sent,
+            &self.not_sent_prompt_chars,
+            &self.repacked_rows,
+            &self.incomplete_estimates,
+            &self.cost_nanos,
+            &self.unpriced_requests,
+            &self.not_sent_cost_nanos,
+            &self.not_sent_unpriced,
+        ]
+    }
+
+    /// The counts of `parts` added up (the pack size: the last part's that packed).
+    fn sum<'a>(parts: impl IntoIterator<Item = &'a Counters>) -> Counters {
+        let sum = Counters::default();
+        for part in parts {
+            for (total, count) in sum.counts().into_iter().zip(part.counts()) {
+                add(total, count.load(Ordering::Relaxed));
+            }
+            let pack_rows = part.pack_rows.load(Ordering::Relaxed);
+            if pack_rows > 0 {
+                sum.pack_rows.store(pack_rows, Ordering::Relaxed);
+            }
+        }
+        sum
+    }
+
+    /// What these counts add to a session's live counters ([`StatsSnapshot`]).
+    fn session_counts(&self) -> StatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            rows: get(&self.rows),
+            rows_done: get(&self.rows),
+            failed_rows: get(&self.failed_rows),
+            dedup_hits: get(&self.dedup_hits),
+            cache_hits: get(&self.cache_hits),
+            requests: get(&self.requests),
+            retries: self.retries.iter().map(get).sum(),
+            prompt_tokens: get(&self.input_tokens),
+            completion_tokens: get(&self.output_tokens),
+            cost_nanos: get(&self.cost_nanos),
+            unpriced_requests: get(&self.unpriced_requests),
+            ..StatsSnapshot::default()
+        }
+    }
+}
+
+/// Numbers the entries of this process, so that a worker's reports of one entry can be
+/// told from those of another.
+static PARTS: AtomicU64 = AtomicU64::new(1);
+
 /// The metrics of one AI function within one query. It does not hold the query, so that
 /// an entry dropped from the log frees its memory.
 #[derive(Debug)]
 pub struct FunctionMetrics {
     query_id: u64,
     started_at: i64,
-    function: &'static str,
+    function: Cow<'static, str>,
+    /// The worker whose reports this entry adds up; `None`: this process's own.
+    worker: Option<String>,
+    /// This entry's number in its process ([`PARTS`]).
+    part: u64,
+    /// Reports made of it so far.
+    reports: AtomicU64,
     counters: Counters,
     latency_us: Mutex<Option<Histogram<u64>>>,
 }
@@ -266,9 +354,55 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl FunctionMetrics {
+    fn new(
+        query_id: u64,
+        started_at: i64,
+        function: Cow<'static, str>,
+        worker: Option<String>,
+    ) -> Self {
+        Self {
+            query_id,
+            started_at,
+            function,
+            worker,
+            part: PARTS.fetch_add(1, Ordering::Relaxed),
+            reports: AtomicU64::new(0),
+            counters: Counters::default(),
+            latency_us: Mutex::new(new_histogram()),
+        }
+    }
+
     /// The AI function's name.
-    pub fn function(&self) -> &'static str {
-        self.function
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The worker whose work this entry counts; `None` for this process's own.
+    pub fn worker(&self) -> Option<&str> {
+        self.worker.as_deref()
+    }
+
+    /// What this entry counted so far, as `worker` reports it to its coordinator. Each
+    /// report is numbered after the ones before it, and sees every count recorded
+    /// before it was made.
+    pub fn report(&self, worker: &str) -> WorkReport {
+        // Under the histogram's lock, so that a later number never has older counts.
+        let latency = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = self.reports.fetch_add(1, Ordering::Relaxed) + 1;
+        WorkReport {
+            worker: worker.to_string(),
+            part: self.part,
+            seq,
+            query_id: self.query_id,
+            function: self.function.to_string(),
+            started_at: self.started_at,
+            counters: Counters::sum([&self.counters]),
+            latency_us: latency
+                .iter()
+                .flat_map(|h| h.iter_recorded())
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        }
     }
 
     /// Rows that needed an answer (NULL, blank and guarded-off rows excluded).
@@ -339,7 +473,8 @@ impl FunctionMetrics {
         let ms = |us: u64| us as f64 / 1_000.0;
         Snapshot {
             query_id: self.query_id,
-            function: self.function,
+            function: self.function.to_string(),
+            worker: self.worker.clone(),
             started_at: self.started_at,
             rows: get(&c.rows),
             unique_prompts: get(&c.unique_prompts),
@@ -445,13 +580,106 @@ impl MetricsLog {
     }
 }
 
+/// What one entry of a worker counted, as the worker sends it to its coordinator at
+/// the end of each of its partitions (see `dispatch::report_work`): the coordinator's
+/// [`MetricsLog::absorb`] keeps the latest of each entry and shows them added up per
+/// query, function and worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkReport {
+    /// The worker's name (its listening address).
+    pub worker: String,
+    /// The entry's number in the worker's process.
+    part: u64,
+    /// The report's number among the entry's reports.
+    seq: u64,
+    /// The coordinator's query number (the plan carries it to the workers).
+    pub query_id: u64,
+    /// The AI function.
+    pub function: String,
+    started_at: i64,
+    counters: Counters,
+    /// The latency histogram, as (microseconds, count) pairs.
+    latency_us: Vec<(u64, u64)>,
+}
+
+impl WorkReport {
+    fn histogram(&self) -> Option<Histogram<u64>> {
+        let mut histogram = new_histogram()?;
+        for &(us, count) in &self.latency_us {
+            histogram.saturating_record_n(us.clamp(1, LATENCY_CEILING_US), count);
+        }
+        Some(histogram)
+    }
+}
+
+/// Reports a coordinator keeps; the oldest queries' are dropped first.
+const REPORTS_CAPACITY: usize = 8 * CAPACITY;
+
+impl MetricsLog {
+    /// Takes a worker's report: its entry for (query, function, worker) becomes the sum
+    /// of the latest report of each of the worker's parts. Gives what the report adds
+    /// to the session's live counters (nothing when an as new one came already).
+    pub fn absorb(&self, report: WorkReport) -> StatsSnapshot {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (report.worker.clone(), report.part);
+        let before = match reports.get(&key) {
+            Some(old) if old.seq >= report.seq => return StatsSnapshot::default(),
+            Some(old) => old.counters.session_counts(),
+            None => StatsSnapshot::default(),
+        };
+        let added = report.counters.session_counts().since(&before);
+        let (query_id, function, worker) = (
+            report.query_id,
+            report.function.clone(),
+            report.worker.clone(),
+        );
+        if reports.len() >= REPORTS_CAPACITY {
+            let oldest = reports.values().map(|r| r.query_id).min().unwrap_or(0);
+            reports.retain(|_, r| r.query_id != oldest);
+        }
+        reports.insert(key, report);
+        let parts: Vec<&WorkReport> = reports
+            .values()
+            .filter(|r| r.query_id == query_id && r.function == function && r.worker == worker)
+            .collect();
+        let entry = FunctionMetrics {
+            started_at: parts.iter().map(|r| r.started_at).min().unwrap_or(0),
+            counters: Counters::sum(parts.iter().map(|r| &r.counters)),
+            latency_us: Mutex::new(parts.iter().filter_map(|r| r.histogram()).reduce(
+                |mut total, h| {
+                    // Same bounds: adding cannot fail; a refusal leaves the part out.
+                    let _ = total.add(&h);
+                    total
+                },
+            )),
+            ..FunctionMetrics::new(query_id, 0, Cow::Owned(function), Some(worker))
+        };
+        // Still under the reports' lock, so that a later sum is never replaced by an
+        // earlier one.
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let same = entries.iter().position(|e| {
+            e.query_id == entry.query_id && e.function == entry.function && e.worker == entry.worker
+        });
+        match same {
+            Some(at) => entries[at] = Arc::new(entry),
+            None => {
+                drop(entries);
+                self.register(Arc::new(entry));
+            }
+        }
+        added
+    }
+}
+
 /// One row of `blossom_metrics()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// The query's number in its session (as in `blossom_errors()`).
     pub query_id: u64,
     /// The AI function.
-    pub function: &'static str,
+    pub function: String,
+    /// The worker that ran it, on a cluster's coordinator; `None`: this process.
+    pub worker: Option<String>,
     /// When the query was planned, in milliseconds since the Unix epoch.
     pub started_at: i64,
     /// Rows that needed an answer.
@@ -551,7 +779,11 @@ mod tests {
         let b = query.function("sentiment");
         assert!(Arc::ptr_eq(&a, &b));
         query.function("enhance");
-        let functions: Vec<_> = log.entries().iter().map(|e| e.function).collect();
+        let functions: Vec<_> = log
+            .entries()
+            .iter()
+            .map(|e| e.function().to_string())
+            .collect();
         assert_eq!(functions, ["sentiment", "enhance"]);
     }
 
@@ -634,6 +866,59 @@ mod tests {
             datafusion::arrow::array::Array::is_null(&cost, 2),
             "unknown, not 0"
         );
+    }
+
+    #[test]
+    fn a_coordinator_adds_up_the_latest_report_of_each_workers_part() {
+        // Two parts (stages) of one query on worker w1, one on w2.
+        let (_, on_w1) = query();
+        let stage_a = on_w1.function("sentiment");
+        let stage_b =
+            Arc::new(QueryMetrics::new(7, Arc::new(MetricsLog::default()))).function("sentiment");
+        let (_, on_w2) = query();
+        let w2 = on_w2.function("sentiment");
+        let coordinator = MetricsLog::default();
+
+        stage_a.rows(10);
+        stage_a.attempt_finished(Duration::from_millis(10), None);
+        let early = stage_a.report("w1");
+        stage_a.rows(5);
+        stage_a.attempt_finished(Duration::from_millis(30), None);
+        let late = stage_a.report("w1");
+        let added = coordinator.absorb(late);
+        assert_eq!((added.rows, added.requests), (15, 2));
+        // An older report of the same part, arriving late, changes nothing.
+        assert_eq!(coordinator.absorb(early), StatsSnapshot::default());
+
+        stage_b.rows(4);
+        stage_b.cache_hit();
+        assert_eq!(coordinator.absorb(stage_b.report("w1")).rows, 4);
+        w2.rows(1);
+        w2.attempt_finished(Duration::from_millis(20), None);
+        assert_eq!(coordinator.absorb(w2.report("w2")).requests, 1);
+        // A newer report of a part adds only what is new.
+        stage_b.rows(1);
+        assert_eq!(coordinator.absorb(stage_b.report("w1")).rows, 1);
+
+        let rows: Vec<(Option<String>, u64, u64, u64)> = coordinator
+            .entries()
+            .iter()
+            .map(|e| e.snapshot())
+            .map(|s| (s.worker, s.rows, s.requests, s.cache_hits))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Some("w1".to_string()), 20, 2, 1),
+                (Some("w2".to_string()), 1, 1, 0)
+            ]
+        );
+        let latency = coordinator.entries()[0].snapshot().latency_ms.unwrap();
+        assert!((29.0..=31.0).contains(&latency.max), "{latency:?}");
+        let batch = coordinator.batch().unwrap();
+        let worker = batch.column_by_name("worker").unwrap();
+        assert_eq!(worker.len(), 2);
+        assert!(!worker.is_null(0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +37,13 @@ pub struct SessionStats {
     unpriced_requests: AtomicU64,
     /// Why the response cache asked for could not be used, once it could not.
     cache_unavailable: Mutex<Option<String>>,
+    /// On a cluster's coordinator: what each worker reported, by worker name (the
+    /// totals above include it).
+    workers: Mutex<BTreeMap<String, StatsSnapshot>>,
 }
+
+/// What each worker of a cluster did, by worker name.
+pub type PerWorker = BTreeMap<String, StatsSnapshot>;
 
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -143,6 +150,38 @@ impl SessionStats {
         }
     }
 
+    /// What each worker did, on a cluster's coordinator (empty elsewhere).
+    pub fn per_worker(&self) -> PerWorker {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adds what `worker` reported it did (`MetricsLog::absorb` gives it) to the
+    /// counters and to the worker's own.
+    pub fn absorb(&self, worker: &str, done: &StatsSnapshot) {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = workers.entry(worker.to_string()).or_default();
+        *entry = entry.plus(done);
+        for (counter, n) in [
+            (&self.rows, done.rows),
+            (&self.rows_done, done.rows_done),
+            (&self.failed_rows, done.failed_rows),
+            (&self.dedup_hits, done.dedup_hits),
+            (&self.cache_hits, done.cache_hits),
+            (&self.requests, done.requests),
+            (&self.retries, done.retries),
+            (&self.prompt_tokens, done.prompt_tokens),
+            (&self.completion_tokens, done.completion_tokens),
+            (&self.uncached_answers, done.uncached_answers),
+            (&self.cost_nanos, done.cost_nanos),
+            (&self.unpriced_requests, done.unpriced_requests),
+        ] {
+            add(counter, n);
+        }
+    }
+
     /// Why the response cache the session asked for could not be used (e.g. "the
     /// response cache /x/responses.redb is in use by another process"), if it could not.
     pub fn cache_unavailable(&self) -> Option<String> {
@@ -200,6 +239,17 @@ impl SessionStats {
         add(&self.prompt_tokens, prompt_tokens);
         add(&self.completion_tokens, completion_tokens);
     }
+}
+
+/// What each worker did between `before` and `now` (two [`SessionStats::per_worker`]).
+pub fn per_worker_since(now: &PerWorker, before: &PerWorker) -> PerWorker {
+    now.iter()
+        .map(|(worker, counts)| {
+            let before = before.get(worker).copied().unwrap_or_default();
+            (worker.clone(), counts.since(&before))
+        })
+        .filter(|(_, counts)| counts.rows > 0 || counts.requests > 0)
+        .collect()
 }
 
 /// The counters of a session made by [`crate::BlossomSessionBuilder`].

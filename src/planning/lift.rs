@@ -26,6 +26,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
+use crate::config::BlossomOptions;
 use crate::execution::{StagedCopyExec, stage};
 use crate::functions::AiUdf;
 
@@ -43,6 +44,12 @@ const LIFTED_PREFIX: &str = "__blossom_lift_";
 #[derive(Debug, Default)]
 pub struct LiftAiCalls;
 
+/// Marks the session config of a coordinator, whose planner runs queries over
+/// `blossom.workers`; elsewhere a query with `blossom.workers` set is refused rather
+/// than run in one process unnoticed.
+#[derive(Debug)]
+pub struct Coordinator;
+
 #[async_trait]
 impl QueryPlanner for LiftAiCalls {
     async fn create_physical_plan(
@@ -50,6 +57,24 @@ impl QueryPlanner for LiftAiCalls {
         logical_plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if session_state
+            .config()
+            .get_extension::<Coordinator>()
+            .is_none()
+            && let Some(workers) = session_state
+                .config()
+                .options()
+                .extensions
+                .get::<BlossomOptions>()
+                .and_then(|o| o.workers.as_deref())
+            && calls_ai(logical_plan)?
+        {
+            return plan_err!(
+                "blossom.workers is set to '{workers}', but this session runs in one process: \
+                 a coordinator is started with its workers (blossom --workers, BLOSSOM_WORKERS \
+                 or BlossomSessionBuilder::with_workers); SET blossom.workers = '' goes back"
+            );
+        }
         let lifted = lift(logical_plan.clone())?;
         // A COPY to a local path writes to a temporary path, moved into place when done.
         let (lifted, staging) = stage(lifted)?;
@@ -513,11 +538,7 @@ fn first_ai_call(expr: &Expr) -> Option<String> {
     let mut found = None;
     let _ = expr.apply(|e| {
         found = is_ai_udf(e).map(str::to_string);
-        Ok(if found.is_some() {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
+        Ok(stop_when(found.is_some()))
     });
     found
 }
@@ -530,17 +551,31 @@ fn has_volatile_non_ai_call(expr: &Expr) -> bool {
     .unwrap_or(true)
 }
 
+/// Whether `plan` (its subqueries included) calls an AI function.
+fn calls_ai(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        found = node_has_ai_call(node)?;
+        Ok(stop_when(found))
+    })?;
+    Ok(found)
+}
+
 fn node_has_ai_call(node: &LogicalPlan) -> Result<bool> {
     let mut found = false;
     node.apply_expressions(|e| {
         found = first_ai_call(e).is_some();
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
+        Ok(stop_when(found))
     })?;
     Ok(found)
+}
+
+/// A walk stops once it `found` what it looks for.
+fn stop_when(found: bool) -> TreeNodeRecursion {
+    match found {
+        true => TreeNodeRecursion::Stop,
+        false => TreeNodeRecursion::Continue,
+    }
 }
 
 /// `plan` under a projection with exactly the columns of `schema`.

@@ -10,5 +10,5 @@ mod rule;
 mod unbounded;
 mod waves;
 
-pub use lift::{LiftAiCalls, lift};
+pub use lift::{Coordinator, LiftAiCalls, lift};
 pub use rule::PlanAiCalls;

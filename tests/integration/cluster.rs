@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use blossom_sql::sim::{SimConfig, Simulator};
 
 use crate::common::{blossom_command, simulator};
+use crate::redis_server::RedisServer;
 
 const TOKEN: &str = "cluster-test-token-5521";
 const COORDINATOR_KEY: &str = "sk-coordinator-secret-9090";
@@ -105,6 +106,13 @@ impl Cluster {
 
 /// `blossom` against `sim`, as coordinator of `workers` when given; CSV on stdout.
 fn blossom(sim: &Simulator, workers: Option<&str>, sql: &str) -> Output {
+    blossom_with(sim, workers, &["-q"], sql)
+        .output()
+        .expect("blossom runs")
+}
+
+/// The command of [`blossom`], with `extra` arguments in place of `-q`.
+fn blossom_with(sim: &Simulator, workers: Option<&str>, extra: &[&str], sql: &str) -> Command {
     let base_url = sim.base_url();
     let mut args = vec![
         "--provider",
@@ -115,17 +123,17 @@ fn blossom(sim: &Simulator, workers: Option<&str>, sql: &str) -> Output {
         "blossom-sim",
         "--format",
         "csv",
-        "-q",
     ];
+    args.extend(extra);
     if let Some(workers) = workers {
         args.extend(["--workers", workers]);
     }
     args.extend(["-c", sql]);
-    blossom_command(&args)
+    let mut command = blossom_command(&args);
+    command
         .env("BLOSSOM_CLUSTER_TOKEN", TOKEN)
-        .env("BLOSSOM_API_KEY", COORDINATOR_KEY)
-        .output()
-        .expect("blossom runs")
+        .env("BLOSSOM_API_KEY", COORDINATOR_KEY);
+    command
 }
 
 /// The sorted data lines of a CSV output, after its header; the run must succeed.
@@ -393,4 +401,199 @@ async fn a_worker_killed_mid_query_fails_it_naming_the_worker_and_writes_no_file
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(left.len(), 2, "only the inputs remain: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_coordinator_shows_rows_and_requests_per_worker() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(5),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report = dir.path().join("run.json");
+    let cluster = Cluster::start(3);
+    let sql = "SELECT count(e) AS answered FROM \
+                 (SELECT enhance(text) AS e FROM 'data/reviews.csv'); \
+               SELECT worker, sum(rows) AS rows, sum(requests) AS requests \
+                 FROM blossom_metrics() GROUP BY worker ORDER BY worker";
+    let output = blossom_with(
+        &sim,
+        Some(&cluster.list()),
+        &["--report", report.to_str().expect("utf-8 path")],
+        sql,
+    )
+    .output()
+    .expect("blossom runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}\n{stdout}");
+    let keys = by_key(&sim);
+
+    // blossom_metrics(): a row per worker, whose requests are the ones the simulator
+    // saw with that worker's key.
+    let metrics: BTreeMap<String, (u64, u64)> = stdout
+        .lines()
+        .filter(|line| line.starts_with("127.0.0.1:"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| fields[i].parse::<u64>().expect("a count");
+            (fields[0].to_string(), (number(1), number(2)))
+        })
+        .collect();
+    assert_eq!(metrics.len(), 3, "{stdout}");
+    for worker in &cluster.workers {
+        let (rows, requests) = metrics[&worker.addr];
+        assert!(rows > 0, "worker {} answered no row: {stdout}", worker.addr);
+        assert_eq!(requests, keys[&worker.label], "{}: {stdout}", worker.addr);
+    }
+    // 300 rows, 5 of them blank: 295 need an answer.
+    assert_eq!(metrics.values().map(|m| m.0).sum::<u64>(), 295);
+
+    // The run report: per statement and in all, the same counts per worker.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("a report")).expect("JSON");
+    let first = &report["statements"][0];
+    assert_eq!(first["ai"]["rows"], 295);
+    assert_eq!(first["ai"]["requests"], sim.stats().requests);
+    for worker in &cluster.workers {
+        let (rows, requests) = metrics[&worker.addr];
+        assert_eq!(first["workers"][&worker.addr]["rows"], rows, "{report}");
+        assert_eq!(first["workers"][&worker.addr]["requests"], requests);
+        assert_eq!(report["workers"][&worker.addr]["rows"], rows);
+    }
+    assert!(
+        report["statements"][1].get("workers").is_none(),
+        "the metrics query ran no AI call: {report}"
+    );
+
+    // The summary lines on stderr.
+    assert!(message.contains("blossom: 295 rows"), "{message}");
+    let per_worker = message
+        .lines()
+        .find(|line| line.starts_with("blossom: per worker: "))
+        .unwrap_or_else(|| panic!("no per-worker line: {message}"));
+    for worker in &cluster.workers {
+        let (rows, requests) = metrics[&worker.addr];
+        assert!(
+            per_worker.contains(&format!("{} {rows} rows, {requests} requests", worker.addr)),
+            "{per_worker}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_shared_cache_a_rerun_pays_only_for_what_a_killed_worker_left_unanswered() {
+    let redis = RedisServer::start();
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    // Texts all different, so that each is asked once however the rows are split.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let texts = dir.path().join("texts.csv");
+    let distinct = 240u64;
+    let lines: Vec<String> = (1..=distinct)
+        .map(|i| format!("{i},the {i}th text of the shared cache test"))
+        .collect();
+    std::fs::write(&texts, format!("id,text\n{}\n", lines.join("\n"))).expect("write texts");
+    let out = dir.path().join("scored.parquet");
+    let mut cluster = Cluster::start(3);
+    let copy = format!(
+        "SET blossom.cache = '{}'; SET blossom.max_concurrency = 3; \
+         COPY (SELECT id, enhance(text) AS e FROM '{}') TO '{}'",
+        redis.url(),
+        texts.display(),
+        out.display()
+    );
+
+    let coordinator = blossom_with(&sim, Some(&cluster.list()), &["-q"], &copy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("blossom runs");
+    let started = Instant::now();
+    while sim.stats().requests < 30 {
+        assert!(started.elapsed() < PATIENCE, "the cluster never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.workers[1].kill();
+    let output = coordinator.wait_with_output().expect("blossom ends");
+    assert!(!output.status.success(), "the query failed with its worker");
+    assert!(!out.exists());
+
+    // What the cluster paid for and kept; the rest is all the rerun may ask.
+    let cached = settled(|| redis.answers());
+    assert!(cached > 0 && cached < distinct, "{cached} of {distinct}");
+    sim.reset_stats();
+    let replacement = Worker::start(4, &[]);
+    let workers = format!(
+        "{},{},{}",
+        cluster.workers[0].addr, cluster.workers[2].addr, replacement.addr
+    );
+    rows(&blossom(&sim, Some(&workers), &copy));
+    assert_eq!(sim.stats().requests, distinct - cached);
+    assert_eq!(redis.answers(), distinct);
+    let read = format!("SELECT count(*), count(e) FROM '{}'", out.display());
+    assert_eq!(
+        rows(&blossom(&sim, None, &read)),
+        [format!("{distinct},{distinct}")]
+    );
+
+    // A warm rerun of the finished query sends nothing.
+    sim.reset_stats();
+    rows(&blossom(&sim, Some(&workers), &copy));
+    assert_eq!(sim.stats().requests, 0);
+}
+
+/// The value of `count` once it stopped changing for half a second (requests in flight
+/// when a query failed may still land).
+fn settled(count: impl Fn() -> u64) -> u64 {
+    let mut last = count();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_coordinator_estimates_without_sending_and_takes_new_workers_between_queries() {
+    let sim = simulator(SimConfig::default()).await;
+    let first = Cluster::start(1);
+    let second = Worker::start(2, &[]);
+    let estimate = "SELECT requests FROM blossom_estimate(\
+                      'SELECT sentiment(text) FROM ''data/reviews.csv''')";
+    let planned = rows(&blossom(&sim, Some(&first.list()), estimate));
+    assert_eq!(planned.len(), 1);
+    assert!(
+        planned[0].parse::<u64>().expect("a count") > 0,
+        "{planned:?}"
+    );
+    assert_eq!(sim.stats().requests, 0, "a dry run sends nothing");
+
+    // The next query goes to the workers blossom.workers names then.
+    let sql = format!(
+        "SET blossom.workers = '{}'; SELECT count(sentiment(text)) FROM 'data/reviews.csv'",
+        second.addr
+    );
+    assert_eq!(rows(&blossom(&sim, Some(&first.list()), &sql)), ["295"]);
+    let keys = by_key(&sim);
+    assert_eq!(keys.keys().collect::<Vec<_>>(), [&second.label], "{keys:?}");
+
+    let output = blossom(
+        &sim,
+        Some(&first.list()),
+        "SET blossom.workers = ''; SELECT sentiment('I love it')",
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("blossom.workers is empty"),
+        "{}",
+        stderr(&output)
+    );
 }

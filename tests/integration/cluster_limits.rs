@@ -12,9 +12,8 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use blossom_sql::BlossomOptions;
 use blossom_sql::cluster_token::{CLUSTER_TOKEN_ENV, ClusterToken};
-use blossom_sql::dispatch::{LimiterServer, report_rows, set_worker_name};
+use blossom_sql::dispatch::LimiterServer;
 use blossom_sql::sim::{FaultConfig, SimConfig, SimStats, Simulator};
 use bytes::Bytes;
 use datafusion::prelude::SessionContext;
@@ -413,7 +412,7 @@ async fn hold(http: &reqwest::Client, limiter: &LimiterServer, worker: &str) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_limiter_counts_requests_rows_and_slots_per_worker() {
+async fn the_limiter_counts_requests_and_slots_per_worker() {
     let limiter = limiter().await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let post = |path: &str, body: String| {
@@ -438,29 +437,12 @@ async fn the_limiter_counts_requests_rows_and_slots_per_worker() {
         let started = post("/start", ask(worker)).await.unwrap();
         assert_eq!(started.status().as_u16(), 200);
     }
-    post("/rows", r#"{"worker":"w2","rows":5}"#.to_string())
-        .await
-        .unwrap();
-    set_worker_name("reporter");
-    let mut options = BlossomOptions::default();
-    options
-        .set_option("cluster_limiter", &limiter.url())
-        .unwrap();
-    report_rows(&options.resolve().unwrap(), 7).await;
-
-    let counts: Vec<(String, u64, u64, u64)> = limiter
+    let counts: Vec<(String, u64, u64)> = limiter
         .per_worker()
         .into_iter()
-        .map(|w| (w.worker, w.requests, w.rows, w.peak_in_flight))
+        .map(|w| (w.worker, w.requests, w.peak_in_flight))
         .collect();
-    assert_eq!(
-        counts,
-        [
-            ("reporter".to_string(), 0, 7, 0),
-            ("w1".to_string(), 2, 0, 2),
-            ("w2".to_string(), 1, 5, 1),
-        ]
-    );
+    assert_eq!(counts, [("w1".to_string(), 2, 2), ("w2".to_string(), 1, 1)]);
     assert_eq!(limiter.peak_in_flight(), 3);
 
     // A fourth slot waits for one of the three, which its holder ending its body frees.
@@ -491,12 +473,8 @@ async fn the_limiter_counts_requests_rows_and_slots_per_worker() {
     assert_eq!(granted, 200);
 
     limiter.reset_counts();
-    let counts: Vec<(u64, u64)> = limiter
-        .per_worker()
-        .iter()
-        .map(|w| (w.requests, w.rows))
-        .collect();
-    assert!(counts.iter().all(|c| *c == (0, 0)), "{counts:?}");
+    let counts: Vec<u64> = limiter.per_worker().iter().map(|w| w.requests).collect();
+    assert!(counts.iter().all(|c| *c == 0), "{counts:?}");
     drop((two, three));
     until_held(&limiter, 0, Duration::from_secs(2)).await;
 }

@@ -19,6 +19,7 @@ mod join;
 mod limit;
 mod packing;
 mod pipeline;
+mod redis_server;
 mod repl;
 mod score;
 mod secrets;
