@@ -22,9 +22,10 @@
 //! 2. before each attempt, `POST /start` waits for the cluster's cool-down and rate;
 //! 3. after a `Retry-After`, `POST /cool-down` pauses every worker;
 //!
-//! and at the end of each partition of an AI operator, `POST /report` tells the
-//! coordinator what the worker's entries of the query counted ([`report_work`]), for the
-//! coordinator's `blossom_metrics()`, summary and run report.
+//! and, about once a second and at the end of each partition of an AI operator,
+//! `POST /report` tells the coordinator what the worker's entries of the query counted
+//! ([`report_work`]), for the coordinator's progress bar, `blossom_metrics()`, summary
+//! and run report.
 //!
 //! The hold runs on the request's body rather than on a response streamed back: the
 //! worker ending its body frees the slot at once, with no `/release` round trip, and

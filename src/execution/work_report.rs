@@ -1,8 +1,9 @@
-//! On a cluster's worker, the end of each partition of an AI operator tells the
-//! coordinator what the query's AI calls on this worker counted so far
-//! ([`crate::dispatch::report_work`]), before the partition's stream ends: by the time
-//! the coordinator sees the query's last batch, it holds every worker's counts, for its
-//! summary line, `--report` and `blossom_metrics()`.
+//! On a cluster's worker, each partition of an AI operator tells the coordinator what
+//! the query's AI calls on this worker counted so far ([`crate::dispatch::report_work`]):
+//! about once a second while it runs (the coordinator's progress bar), and once more
+//! before the partition's stream ends, so that by the time the coordinator sees the
+//! query's last batch it holds every worker's final counts, for its summary line,
+//! `--report` and `blossom_metrics()`.
 //!
 //! ```sql
 //! -- on the coordinator of `blossom --workers ...`
@@ -10,6 +11,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -19,8 +21,12 @@ use super::services::QueryState;
 use crate::config::ProviderSettings;
 use crate::dispatch::report_work;
 
-/// `stream`, which reports the query's counts when it ends (or fails) when the session
-/// is a cluster's worker (`blossom.cluster_limiter` is set); `stream` itself otherwise,
+/// How often a partition reports while it runs, for the coordinator's progress bar.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// `stream`, which reports the query's counts when the session is a cluster's worker
+/// (`blossom.cluster_limiter` is set): in the background at most once every [`EVERY`]
+/// while batches come, and, awaited, when it ends or fails. `stream` itself otherwise,
 /// and for a dry run, which counts nothing the coordinator shows.
 pub(crate) fn reported(
     stream: SendableRecordBatchStream,
@@ -33,13 +39,21 @@ pub(crate) fn reported(
     let schema = stream.schema();
     let settings = Arc::clone(settings);
     let query = Arc::clone(query);
-    let reporting = futures::stream::unfold(Some(stream), move |stream| {
+    let reporting = futures::stream::unfold(Some((stream, Instant::now())), move |state| {
         let settings = Arc::clone(&settings);
         let query = Arc::clone(&query);
         async move {
-            let mut stream = stream?;
+            let (mut stream, last) = state?;
             match stream.next().await {
-                Some(Ok(batch)) => Some((Ok(batch), Some(stream))),
+                Some(Ok(batch)) if last.elapsed() >= EVERY => {
+                    // The coordinator keeps the newest of each entry's reports, in
+                    // whatever order they arrive.
+                    tokio::spawn(async move {
+                        report_work(&settings, &query.metrics.functions()).await;
+                    });
+                    Some((Ok(batch), Some((stream, Instant::now()))))
+                }
+                Some(Ok(batch)) => Some((Ok(batch), Some((stream, last)))),
                 end => {
                     report_work(&settings, &query.metrics.functions()).await;
                     end.map(|error| (error, None))

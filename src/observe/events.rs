@@ -120,7 +120,7 @@ impl CallEvents {
     /// The rows of a batch are done; `failed` of them failed for good.
     pub fn rows_finished(&self, asked: u64, failed: u64) {
         self.operator.failures.add(failed as usize);
-        self.function.failed_rows(failed);
+        self.function.rows_finished(asked, failed);
         if !self.dry_run {
             self.session.rows_finished(asked, failed);
         }

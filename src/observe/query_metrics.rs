@@ -242,6 +242,8 @@ impl Cause {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Counters {
     rows: AtomicU64,
+    /// Of those, rows answered or failed so far.
+    rows_done: AtomicU64,
     unique_prompts: AtomicU64,
     cache_hits: AtomicU64,
     dedup_hits: AtomicU64,
@@ -265,10 +267,11 @@ struct Counters {
 impl Counters {
     /// Every count (all fields but `pack_rows`), so that copying and adding up cannot
     /// forget one.
-    fn counts(&self) -> [&AtomicU64; 22] {
+    fn counts(&self) -> [&AtomicU64; 23] {
         let [r0, r1, r2, r3, r4] = &self.retries;
         [
             &self.rows,
+            &self.rows_done,
             &self.unique_prompts,
             &self.cache_hits,
             &self.dedup_hits,
@@ -313,7 +316,7 @@ impl Counters {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StatsSnapshot {
             rows: get(&self.rows),
-            rows_done: get(&self.rows),
+            rows_done: get(&self.rows_done),
             failed_rows: get(&self.failed_rows),
             dedup_hits: get(&self.dedup_hits),
             cache_hits: get(&self.cache_hits),
@@ -425,9 +428,10 @@ impl FunctionMetrics {
         add(&self.counters.dedup_hits, 1);
     }
 
-    /// Rows whose call failed for good.
-    pub(crate) fn failed_rows(&self, n: u64) {
-        add(&self.counters.failed_rows, n);
+    /// `done` rows are answered or failed, `failed` of them for good.
+    pub(crate) fn rows_finished(&self, done: u64, failed: u64) {
+        add(&self.counters.rows_done, done);
+        add(&self.counters.failed_rows, failed);
     }
 
     /// Rows a packed answer did not cover validly, asked again in smaller packs.

@@ -597,3 +597,48 @@ async fn a_coordinator_estimates_without_sending_and_takes_new_workers_between_q
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_coordinator_session_sees_the_workers_progress_while_the_query_runs() {
+    let sim = simulator(SimConfig {
+        latency: Duration::from_millis(50),
+        ..SimConfig::default()
+    })
+    .await;
+    let cluster = Cluster::start(2);
+    let ctx = blossom_sql::BlossomSessionBuilder::new()
+        .with_simulator(&sim)
+        .and_then(|b| b.with_option("pack_rows", "1"))
+        .and_then(|b| b.with_option("max_concurrency", "4"))
+        .and_then(|b| b.with_workers(&cluster.list()))
+        .expect("settings")
+        .with_cluster_token(blossom_sql::cluster_token::ClusterToken::new(TOKEN).expect("token"))
+        .build()
+        .expect("a coordinator session");
+    let stats = blossom_sql::observe::session_stats(&ctx).expect("a blossom session");
+    // About 290 requests, 4 at a time at 50 ms: several seconds.
+    let query = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.sql("SELECT enhance(text) FROM 'data/reviews.csv'")
+                .await?
+                .collect()
+                .await
+        })
+    };
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while !query.is_finished() && started.elapsed() < PATIENCE {
+        seen.push(stats.snapshot().rows_done);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let batches = query.await.expect("joined").expect("the query runs");
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 300);
+    // Part of the rows, before the last batch: the workers' reports while they run.
+    assert!(
+        seen.iter().any(|done| (1..295).contains(done)),
+        "rows seen done while the query ran: {seen:?}"
+    );
+    assert_eq!(stats.snapshot().rows_done, 295);
+    assert_eq!(stats.per_worker().len(), 2);
+}
