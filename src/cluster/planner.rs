@@ -80,10 +80,8 @@ impl QueryPlanner for ClusterPlanner {
                     .to_string(),
             ));
         }
-        if urls != self.workers.urls() {
-            self.workers.set(urls);
-        }
-        check_workers(&self.channels, &self.workers.urls()).await?;
+        check_workers(&self.channels, &urls).await?;
+        self.workers.set(urls);
         let plan = self
             .distributed
             .create_physical_plan(logical_plan, session_state)

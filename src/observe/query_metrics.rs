@@ -380,11 +380,6 @@ impl FunctionMetrics {
         &self.function
     }
 
-    /// The worker whose work this entry counts; `None` for this process's own.
-    pub fn worker(&self) -> Option<&str> {
-        self.worker.as_deref()
-    }
-
     /// What this entry counted so far, as `worker` reports it to its coordinator. Each
     /// report is numbered after the ones before it, and sees every count recorded
     /// before it was made.
@@ -584,8 +579,8 @@ impl MetricsLog {
     }
 }
 
-/// What one entry of a worker counted, as the worker sends it to its coordinator at
-/// the end of each of its partitions (see `dispatch::report_work`): the coordinator's
+/// What one entry of a worker counted, as the worker sends it to its coordinator while
+/// its partitions run and when each ends (see `dispatch::report_work`): the coordinator's
 /// [`MetricsLog::absorb`] keeps the latest of each entry and shows them added up per
 /// query, function and worker.
 #[derive(Debug, Serialize, Deserialize)]
